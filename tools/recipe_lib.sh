@@ -1,0 +1,41 @@
+# shellcheck shell=bash
+# Stage helpers sourced by every recipe's run.sh, so stage bookkeeping is written once.
+
+log() {
+  echo "$(date '+%Y-%m-%d %H:%M:%S') $*"
+}
+
+# should_run N DONE_FILE SIGNATURE MESSAGE: log "Stage N: MESSAGE" and return 0 if the stage must run.
+# A stage that finished leaves DONE_FILE holding SIGNATURE (its options); it is skipped next time
+# unless force=true. A marker with another signature means the outputs were made with other
+# options: that is an error rather than a silent reuse.
+should_run() {
+  local n=$1 done_file=$2 signature=$3 message=$4
+  log "Stage ${n}: ${message}"
+  if [ -f "${done_file}" ] && [ "${force:-false}" != true ]; then
+    if [ "$(cat "${done_file}")" = "${signature}" ]; then
+      log "Stage ${n}: already done (${done_file}); skipping. Use --force true to redo it."
+      return 1
+    fi
+    echo "Stage ${n}: ${done_file} was made with other options:" >&2
+    echo "  before: $(cat "${done_file}")" >&2
+    echo "  now:    ${signature}" >&2
+    echo "Rerun with --force true to redo stage ${n}." >&2
+    exit 1
+  fi
+  return 0
+}
+
+# mark_done DONE_FILE SIGNATURE
+mark_done() {
+  echo "$2" > "$1"
+}
+
+# run_logged LOG_FILE CMD...: run CMD, teeing its output to LOG_FILE (pipefail keeps CMD's status).
+run_logged() {
+  local log_file=$1
+  shift
+  mkdir -p "$(dirname "${log_file}")"
+  log "running: $* (log: ${log_file})"
+  "$@" 2>&1 | tee "${log_file}"
+}

@@ -1,0 +1,1 @@
+"""wenet_llm: LLM-based speech recognition in the WeNet tradition."""

@@ -1,0 +1,1 @@
+"""Entry points: parse arguments, load the config, build objects, call one function."""

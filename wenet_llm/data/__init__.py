@@ -1,0 +1,1 @@
+"""Data: corpus generation, preparation and loading."""

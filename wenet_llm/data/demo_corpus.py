@@ -1,0 +1,391 @@
+"""The generated bilingual demo corpus: espeak-ng speech, entity-rich hotword tests, noise.
+
+No public speech corpus can be downloaded where the demo and the tests run, so the toolkit
+synthesises one. Text comes from :mod:`wenet_llm.data.demo_text`; English is read by espeak-ng's
+English voices and Mandarin by ``cmn-latn-pinyin`` from tone-numbered pinyin (the plain ``cmn``
+voice misreads Hanzi). Splits:
+
+- train, dev, test: recordings (one speaker, one topic, several utterances);
+- test_hotword: every utterance names one or two rare entities and carries a hotword list
+  (its targets plus distractors);
+- test_noisy: each test utterance mixed with white, pink or babble noise at a configured SNR;
+- noise_only: silence, noise, hum and tone clips with EMPTY transcripts.
+
+Every split is written as a Kaldi data dir (wav.scp, text, utt2spk, spk2utt, utt2dur, utt2lang)
+plus a WeNet raw ``data.list``. Output is a pure function of the config: planning uses one seeded
+``random.Random`` and each audio job derives its own generator from (seed, job index), so the
+result does not depend on the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import random
+import shutil
+import subprocess
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+
+from wenet_llm.config import save_config
+from wenet_llm.config.demo_corpus import SPLITS, DemoCorpusConfig
+from wenet_llm.data import demo_text, noise
+from wenet_llm.utils.fileio import atomic_open
+
+logger = logging.getLogger(__name__)
+
+ESPEAK_DEFAULT_WPM = 175  # demo_text estimates durations at espeak-ng's default rate
+NOISE_SPEAKER = "noise"
+
+
+@dataclass(frozen=True)
+class Speaker:
+    spk_id: str
+    lang: str
+    voice: str  # espeak-ng voice with variant, e.g. "en-gb+m3"
+    speed_wpm: int
+    pitch: int
+
+
+@dataclass
+class Utterance:
+    key: str
+    split: str
+    text: str
+    lang: str
+    spk_id: str
+    wav: str = ""  # absolute path, filled once the audio is planned
+    num_samples: int = 0
+    rec_id: str = ""
+    topic: str = ""
+    speak_text: str = ""  # what espeak-ng reads
+    entities: tuple[str, ...] = ()
+    hotwords: tuple[str, ...] = ()
+    noise: dict = field(default_factory=dict)  # how a non-clean clip was made
+
+    def duration(self, sample_rate: int) -> float:
+        return self.num_samples / sample_rate
+
+    def to_list_entry(self, sample_rate: int) -> dict:
+        """One WeNet raw-list line: key/wav/txt plus the fields later stages need."""
+        entry = {"key": self.key, "wav": self.wav, "txt": self.text, "lang": self.lang, "spk": self.spk_id,
+                 "duration": round(self.duration(sample_rate), 4)}
+        if self.rec_id:
+            entry["rec"] = self.rec_id
+            entry["topic"] = self.topic
+        if self.split == "test_hotword":
+            entry["hotwords"] = list(self.hotwords)
+        if self.entities:
+            entry["entities"] = list(self.entities)
+        if self.noise:
+            entry["noise"] = self.noise
+        return entry
+
+
+def check_tools() -> None:
+    """Fail early, with the fix, when the synthesis tools are missing."""
+    missing = [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
+    if missing:
+        raise RuntimeError(
+            f"missing system tool(s) {missing} needed to synthesise the demo corpus; "
+            "install them with: apt-get install -y espeak-ng sox libsox-fmt-all (or run: bash tools/install.sh)"
+        )
+
+
+def make_speakers(cfg: DemoCorpusConfig, rng: random.Random) -> dict[str, list[Speaker]]:
+    speakers: dict[str, list[Speaker]] = {}
+    for lang, voices in (("en", cfg.en_voices), ("zh", cfg.zh_voices)):
+        pool = []
+        for i in range(cfg.num_speakers_per_lang):
+            voice = voices[i % len(voices)]
+            variant = rng.choice(cfg.variants)
+            pool.append(Speaker(
+                spk_id=f"{lang}{i:03d}",
+                lang=lang,
+                voice=f"{voice}+{variant}" if variant else voice,
+                speed_wpm=rng.randint(cfg.min_speed_wpm, cfg.max_speed_wpm),
+                pitch=rng.randint(cfg.min_pitch, cfg.max_pitch),
+            ))
+        speakers[lang] = pool
+    return speakers
+
+
+def split_sizes(cfg: DemoCorpusConfig) -> dict[str, int]:
+    sizes = {
+        "dev": max(1, round(cfg.num_utts * cfg.dev_fraction)),
+        "test": max(1, round(cfg.num_utts * cfg.test_fraction)),
+        "test_hotword": max(1, round(cfg.num_utts * cfg.test_hotword_fraction)),
+    }
+    sizes["train"] = cfg.num_utts - sum(sizes.values())
+    return {s: sizes[s] for s in SPLITS}
+
+
+class _EntityPlanner:
+    """Decides which entity each sentence names, keeping entities rare in train."""
+
+    def __init__(self, cfg: DemoCorpusConfig, rng: random.Random):
+        self.cfg = cfg
+        self.rng = rng
+        self.pool = {lang: demo_text.entity_pool(lang, cfg.seed, cfg.entities_per_kind) for lang in demo_text.LANGS}
+        self.seen: dict[str, list[demo_text.Entity]] = {}
+        for lang, entities in self.pool.items():
+            shuffled = list(entities)
+            rng.shuffle(shuffled)
+            self.seen[lang] = shuffled[: max(1, round(len(shuffled) * cfg.seen_entity_fraction))]
+        self.train_count: Counter = Counter()
+        self.hotword_count: Counter = Counter()
+
+    def for_plain_sentence(self, split: str, lang: str) -> list[demo_text.Entity]:
+        if self.rng.random() >= self.cfg.train_entity_rate:
+            return []
+        if split == "train":
+            choices = [e for e in self.seen[lang] if self.train_count[e.text] < self.cfg.max_train_count_per_entity]
+            if not choices:
+                return []
+            entity = self.rng.choice(choices)
+            self.train_count[entity.text] += 1
+            return [entity]
+        return [self.rng.choice(self.pool[lang])]
+
+    def for_hotword_sentence(self, lang: str) -> list[demo_text.Entity]:
+        count = self.rng.choice((1, 1, 2))
+        picked = self.rng.sample(self.pool[lang], count)
+        if count == 2 and picked[0].kind == picked[1].kind:
+            picked = picked[:1]  # templates slot two entities of different kinds
+        for e in picked:
+            self.hotword_count[e.text] += 1
+        return picked
+
+    def hotword_list(self, lang: str, targets: Sequence[str]) -> tuple[str, ...]:
+        others = [e.text for e in self.pool[lang] if e.text not in targets]
+        terms = list(targets) + self.rng.sample(others, min(self.cfg.hotword_distractors, len(others)))
+        self.rng.shuffle(terms)
+        return tuple(terms)
+
+    def report(self) -> list[dict]:
+        seen = {e.text for lang in self.seen for e in self.seen[lang]}
+        return [
+            {**asdict(e), "seen_in_train": e.text in seen, "train_count": self.train_count[e.text],
+             "test_hotword_count": self.hotword_count[e.text]}
+            for lang in demo_text.LANGS for e in self.pool[lang]
+        ]
+
+
+def plan_speech(cfg: DemoCorpusConfig, rng: random.Random) -> tuple[list[Utterance], _EntityPlanner, dict]:
+    """Texts, speakers, recordings and hotword lists of every speech utterance (no audio yet)."""
+    speakers = make_speakers(cfg, rng)
+    entities = _EntityPlanner(cfg, rng)
+    utts: list[Utterance] = []
+    recordings: dict[str, dict] = {}
+    rec_index = 0
+    for split, size in split_sizes(cfg).items():
+        made = 0
+        while made < size:
+            lang = "zh" if rng.random() < cfg.zh_fraction else "en"
+            spk = rng.choice(speakers[lang])
+            topic = rng.choice(demo_text.topics(lang))
+            rec_id = f"{spk.spk_id}-r{rec_index:05d}"
+            rec_index += 1
+            count = min(rng.randint(cfg.min_utts_per_recording, cfg.max_utts_per_recording), size - made)
+            recordings[rec_id] = {"split": split, "lang": lang, "topic": topic, "spk": spk.spk_id, "utts": []}
+            # espeak reads faster than its default at speed > 175 wpm: ask for more text to keep durations.
+            rate = spk.speed_wpm / ESPEAK_DEFAULT_WPM
+            for i in range(count):
+                target = rng.uniform(cfg.min_target_seconds, cfg.max_target_seconds) * rate
+                if split == "test_hotword":
+                    named = entities.for_hotword_sentence(lang)
+                else:
+                    named = entities.for_plain_sentence(split, lang)
+                sentence = demo_text.make_sentence(rng, lang, topic, target, named)
+                utt = Utterance(
+                    key=f"{rec_id}-{i:02d}", split=split, text=sentence.text, lang=lang, spk_id=spk.spk_id,
+                    rec_id=rec_id, topic=topic, speak_text=sentence.speak_text, entities=sentence.entities,
+                )
+                if split == "test_hotword":
+                    utt.hotwords = entities.hotword_list(lang, sentence.entities)
+                utt.noise = {}
+                utts.append(utt)
+                recordings[rec_id]["utts"].append(utt.key)
+            made += count
+    speaker_table = {s.spk_id: asdict(s) for pool in speakers.values() for s in pool}
+    return utts, entities, {"recordings": recordings, "speakers": speaker_table}
+
+
+# ----------------------------------------------------------------------------- audio jobs
+# Jobs are plain tuples so they pickle cheaply to worker processes.
+
+
+def _synthesize(job: tuple) -> int:
+    """espeak-ng -> sox (22.05 kHz -> 16 kHz, 16-bit mono). Returns the number of samples."""
+    wav_path, voice, speed, pitch, speak_text, sample_rate = job
+    espeak = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout"],
+        input=speak_text.encode("utf-8"), capture_output=True, check=False,
+    )
+    if espeak.returncode != 0 or len(espeak.stdout) < 100:
+        raise RuntimeError(f"espeak-ng failed for {wav_path} (voice {voice}): {espeak.stderr.decode(errors='replace')}")
+    # -G guards against clipping in the rate conversion.
+    sox = subprocess.run(
+        ["sox", "-q", "-G", "-t", "wav", "-", "-r", str(sample_rate), "-c", "1", "-b", "16", wav_path],
+        input=espeak.stdout, capture_output=True, check=False,
+    )
+    if sox.returncode != 0:
+        raise RuntimeError(f"sox failed for {wav_path}: {sox.stderr.decode(errors='replace')}")
+    return sf.info(wav_path).frames
+
+
+def _job_rng(seed: int, stream: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, index])
+
+
+def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> int:
+    sf.write(path, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+    return len(audio)
+
+
+def _read_wav(path: str) -> np.ndarray:
+    audio, _ = sf.read(path, dtype="float32")
+    return audio
+
+
+def _make_noisy(job: tuple) -> int:
+    """Mix one clean test utterance with white, pink or babble noise at an exact SNR."""
+    seed, index, clean_path, out_path, kind, snr_db, babble_paths, sample_rate = job
+    rng = _job_rng(seed, 1, index)
+    speech = _read_wav(clean_path)
+    if kind == "babble":
+        background = noise.babble([_read_wav(p) for p in babble_paths], len(speech), rng)
+    else:
+        background = noise.non_speech(kind, len(speech), rng, sample_rate)
+    return _write_wav(out_path, noise.mix_at_snr(speech, background, snr_db, rng), sample_rate)
+
+
+def _make_non_speech(job: tuple) -> int:
+    seed, index, out_path, kind, seconds, sample_rate = job
+    rng = _job_rng(seed, 2, index)
+    return _write_wav(out_path, noise.non_speech(kind, int(seconds * sample_rate), rng, sample_rate), sample_rate)
+
+
+def _run_jobs(fn, jobs: list[tuple], num_jobs: int, what: str) -> list[int]:
+    if not jobs:
+        return []
+    logger.info("%s: %d clips on %d processes", what, len(jobs), num_jobs)
+    if num_jobs <= 1:
+        return [fn(j) for j in jobs]
+    # "spawn" avoids forking a parent that may hold torch threads.
+    with multiprocessing.get_context("spawn").Pool(num_jobs) as pool:
+        return pool.map(fn, jobs, chunksize=max(1, len(jobs) // (num_jobs * 8)))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_split(utts: Sequence[Utterance], split_dir: Path, sample_rate: int) -> None:
+    """Kaldi data dir + WeNet data.list for one split, sorted by key as Kaldi requires."""
+    utts = sorted(utts, key=lambda u: u.key)
+    spk2utt: dict[str, list[str]] = {}
+    for u in utts:
+        spk2utt.setdefault(u.spk_id, []).append(u.key)
+    files = {
+        "wav.scp": [f"{u.key} {u.wav}" for u in utts],
+        "text": [f"{u.key} {u.text}".rstrip() for u in utts],
+        "utt2spk": [f"{u.key} {u.spk_id}" for u in utts],
+        "spk2utt": [f"{s} {' '.join(keys)}" for s, keys in sorted(spk2utt.items())],
+        "utt2dur": [f"{u.key} {u.duration(sample_rate):.4f}" for u in utts],
+        "utt2lang": [f"{u.key} {u.lang}" for u in utts],
+        "data.list": [json.dumps(u.to_list_entry(sample_rate), ensure_ascii=False) for u in utts],
+    }
+    if any(u.hotwords for u in utts):
+        files["utt2hotwords"] = [f"{u.key} {json.dumps(list(u.hotwords), ensure_ascii=False)}" for u in utts]
+    for name, lines in files.items():
+        with atomic_open(split_dir / name) as f:
+            f.writelines(line + "\n" for line in lines)
+
+
+def _duration_stats(utts: Sequence[Utterance], sample_rate: int) -> dict:
+    durs = np.array([u.duration(sample_rate) for u in utts]) if utts else np.zeros(1)
+    return {"utts": len(utts), "hours": round(float(durs.sum()) / 3600, 4), "min_s": round(float(durs.min()), 2),
+            "mean_s": round(float(durs.mean()), 2), "max_s": round(float(durs.max()), 2)}
+
+
+def generate(cfg: DemoCorpusConfig, out_dir: str | Path, num_jobs: int = 1) -> dict:
+    """Generate the whole corpus under ``out_dir``; returns the summary also written to summary.json."""
+    check_tools()
+    unknown = sorted(set(cfg.noise_only_kinds) - set(noise.NON_SPEECH_KINDS))
+    if unknown:
+        raise ValueError(f"noise_only_kinds {unknown} unknown; valid kinds: {list(noise.NON_SPEECH_KINDS)}")
+    out_dir = Path(out_dir).resolve()
+    rng = random.Random(cfg.seed)
+    utts, entities, tables = plan_speech(cfg, rng)
+    sr = cfg.sample_rate
+
+    by_split: dict[str, list[Utterance]] = {s: [] for s in SPLITS}
+    speakers = tables["speakers"]
+    jobs = []
+    for u in utts:
+        wav_dir = out_dir / "wav" / u.split
+        wav_dir.mkdir(parents=True, exist_ok=True)
+        u.wav = str(wav_dir / f"{u.key}.wav")
+        spk = speakers[u.spk_id]
+        jobs.append((u.wav, spk["voice"], spk["speed_wpm"], spk["pitch"], u.speak_text, sr))
+        by_split[u.split].append(u)
+    for u, n in zip(utts, _run_jobs(_synthesize, jobs, num_jobs, "speech synthesis")):
+        u.num_samples = n
+
+    # test_noisy: cycle (kind, snr) over the test set so each pair is covered evenly.
+    combos = [(k, s) for k in cfg.noisy_kinds for s in cfg.noisy_snrs_db]
+    babble_pool = by_split["train"]
+    noisy, jobs = [], []
+    (out_dir / "wav" / "test_noisy").mkdir(parents=True, exist_ok=True)
+    for i, clean in enumerate(sorted(by_split["test"], key=lambda u: u.key)):
+        kind, snr = combos[i % len(combos)]
+        key = f"{clean.key}-{kind}{snr:g}db"
+        talkers = [u for u in babble_pool if u.spk_id != clean.spk_id] or babble_pool
+        babble_paths = [u.wav for u in rng.sample(talkers, min(cfg.babble_talkers, len(talkers)))] if kind == "babble" else []
+        utt = Utterance(key=key, split="test_noisy", text=clean.text, lang=clean.lang, spk_id=clean.spk_id,
+                        rec_id=clean.rec_id, topic=clean.topic, entities=clean.entities,
+                        wav=str(out_dir / "wav" / "test_noisy" / f"{key}.wav"),
+                        noise={"kind": kind, "snr_db": snr, "clean_key": clean.key})
+        noisy.append(utt)
+        jobs.append((cfg.seed, i, clean.wav, utt.wav, kind, snr, babble_paths, sr))
+    for u, n in zip(noisy, _run_jobs(_make_noisy, jobs, num_jobs, "test_noisy mixing")):
+        u.num_samples = n
+    by_split["test_noisy"] = noisy
+
+    num_noise = max(cfg.min_noise_only, round(cfg.num_utts * cfg.noise_only_fraction))
+    noise_utts, jobs = [], []
+    (out_dir / "wav" / "noise_only").mkdir(parents=True, exist_ok=True)
+    for i in range(num_noise):
+        kind = cfg.noise_only_kinds[i % len(cfg.noise_only_kinds)]
+        seconds = rng.uniform(cfg.min_noise_only_seconds, cfg.max_noise_only_seconds)
+        key = f"{NOISE_SPEAKER}-{kind}-{i:04d}"
+        utt = Utterance(key=key, split="noise_only", text="", lang="none", spk_id=NOISE_SPEAKER,
+                        wav=str(out_dir / "wav" / "noise_only" / f"{key}.wav"), noise={"kind": kind})
+        noise_utts.append(utt)
+        jobs.append((cfg.seed, i, utt.wav, kind, seconds, sr))
+    for u, n in zip(noise_utts, _run_jobs(_make_non_speech, jobs, num_jobs, "non-speech clips")):
+        u.num_samples = n
+    by_split["noise_only"] = noise_utts
+
+    for split, split_utts in by_split.items():
+        write_split(split_utts, out_dir / split, sr)
+    tables["entities"] = entities.report()
+    for name in ("recordings", "speakers", "entities"):
+        with atomic_open(out_dir / f"{name}.json") as f:
+            json.dump(tables[name], f, ensure_ascii=False, indent=1)
+    save_config(cfg, out_dir / "corpus_config.yaml")
+    summary = {split: _duration_stats(split_utts, sr) for split, split_utts in by_split.items()}
+    summary["entities"] = {
+        "pool": len(tables["entities"]),
+        "train_occurrences": sum(entities.train_count.values()),
+        "test_hotword_occurrences": sum(entities.hotword_count.values()),
+    }
+    with atomic_open(out_dir / "summary.json") as f:
+        json.dump(summary, f, indent=1)
+    return summary

@@ -1,0 +1,1 @@
+"""Utilities with no dependency on the rest of the toolkit."""
