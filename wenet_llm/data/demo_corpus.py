@@ -230,9 +230,9 @@ def _synthesize(job: tuple) -> int:
     )
     if espeak.returncode != 0 or len(espeak.stdout) < 100:
         raise RuntimeError(f"espeak-ng failed for {wav_path} (voice {voice}): {espeak.stderr.decode(errors='replace')}")
-    # -G guards against clipping in the rate conversion.
+    # -G guards against clipping in the rate conversion; -R makes sox's dither repeatable.
     sox = subprocess.run(
-        ["sox", "-q", "-G", "-t", "wav", "-", "-r", str(sample_rate), "-c", "1", "-b", "16", wav_path],
+        ["sox", "-q", "-R", "-G", "-t", "wav", "-", "-r", str(sample_rate), "-c", "1", "-b", "16", wav_path],
         input=espeak.stdout, capture_output=True, check=False,
     )
     if sox.returncode != 0:
@@ -321,6 +321,9 @@ def generate(cfg: DemoCorpusConfig, out_dir: str | Path, num_jobs: int = 1) -> d
     if unknown:
         raise ValueError(f"noise_only_kinds {unknown} unknown; valid kinds: {list(noise.NON_SPEECH_KINDS)}")
     out_dir = Path(out_dir).resolve()
+    for split in (*SPLITS, "test_noisy", "noise_only"):
+        # Audio of an earlier, different corpus in the same place must not linger.
+        shutil.rmtree(out_dir / "wav" / split, ignore_errors=True)
     rng = random.Random(cfg.seed)
     utts, entities, tables = plan_speech(cfg, rng)
     sr = cfg.sample_rate
