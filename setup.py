@@ -47,6 +47,7 @@ setup(
     entry_points={
         "console_scripts": [
             "wenet_llm-make-demo-corpus=wenet_llm.bin.make_demo_corpus:main",
+            "wenet_llm-make-tokenizer=wenet_llm.bin.make_tokenizer:main",
         ],
     },
 )
