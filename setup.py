@@ -48,6 +48,9 @@ setup(
         "console_scripts": [
             "wenet_llm-make-demo-corpus=wenet_llm.bin.make_demo_corpus:main",
             "wenet_llm-make-tokenizer=wenet_llm.bin.make_tokenizer:main",
+            "wenet_llm-compute-cmvn=wenet_llm.bin.compute_cmvn:main",
+            "wenet_llm-validate=wenet_llm.bin.validate:main",
+            "wenet_llm-prepare-corpus=wenet_llm.bin.prepare_corpus:main",
         ],
     },
 )

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from wenet_llm.config import ConfigError, load_config, save_config, to_dict
+from wenet_llm.config.data import DataConfig, ValidateConfig
 from wenet_llm.config.demo_corpus import DemoCorpusConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +139,7 @@ def test_save_roundtrip(tmp_path):
 
 def test_shipped_yaml_files_load():
     """Every YAML shipped under examples/*/conf/ is an instance of a known schema."""
-    schemas = {"demo_corpus.yaml": DemoCorpusConfig}
+    schemas = {"demo_corpus.yaml": DemoCorpusConfig, "validate.yaml": ValidateConfig, "data.yaml": DataConfig}
     shipped = sorted(REPO.glob("examples/*/*/conf/*.yaml"))
     assert shipped, "no shipped configs found"
     for path in shipped:

@@ -35,7 +35,7 @@ import soundfile as sf
 
 from wenet_llm.config import save_config
 from wenet_llm.config.demo_corpus import SPLITS, DemoCorpusConfig
-from wenet_llm.data import demo_text, noise
+from wenet_llm.data import demo_text, formats, noise
 from wenet_llm.utils.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -272,40 +272,36 @@ def _make_non_speech(job: tuple) -> int:
     return _write_wav(out_path, noise.non_speech(kind, int(seconds * sample_rate), rng, sample_rate), sample_rate)
 
 
-def _run_jobs(fn, jobs: list[tuple], num_jobs: int, what: str) -> list[int]:
-    if not jobs:
-        return []
-    logger.info("%s: %d clips on %d processes", what, len(jobs), num_jobs)
-    if num_jobs <= 1:
-        return [fn(j) for j in jobs]
-    # "spawn" avoids forking a parent that may hold torch threads.
-    with multiprocessing.get_context("spawn").Pool(num_jobs) as pool:
-        return pool.map(fn, jobs, chunksize=max(1, len(jobs) // (num_jobs * 8)))
+class _Workers:
+    """One process pool for every audio job of a run (each spawned worker pays the imports once)."""
+
+    def __init__(self, num_jobs: int):
+        self.num_jobs = num_jobs
+        # "spawn" avoids forking a parent that may hold torch threads.
+        self.pool = multiprocessing.get_context("spawn").Pool(num_jobs) if num_jobs > 1 else None
+
+    def run(self, fn, jobs: list[tuple], what: str) -> list[int]:
+        logger.info("%s: %d clips on %d processes", what, len(jobs), self.num_jobs)
+        if self.pool is None:
+            return [fn(j) for j in jobs]
+        return self.pool.map(fn, jobs, chunksize=max(1, len(jobs) // (self.num_jobs * 8)))
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
 
 
 # ----------------------------------------------------------------------------- writing
 
 
 def write_split(utts: Sequence[Utterance], split_dir: Path, sample_rate: int) -> None:
-    """Kaldi data dir + WeNet data.list for one split, sorted by key as Kaldi requires."""
-    utts = sorted(utts, key=lambda u: u.key)
-    spk2utt: dict[str, list[str]] = {}
-    for u in utts:
-        spk2utt.setdefault(u.spk_id, []).append(u.key)
-    files = {
-        "wav.scp": [f"{u.key} {u.wav}" for u in utts],
-        "text": [f"{u.key} {u.text}".rstrip() for u in utts],
-        "utt2spk": [f"{u.key} {u.spk_id}" for u in utts],
-        "spk2utt": [f"{s} {' '.join(keys)}" for s, keys in sorted(spk2utt.items())],
-        "utt2dur": [f"{u.key} {u.duration(sample_rate):.4f}" for u in utts],
-        "utt2lang": [f"{u.key} {u.lang}" for u in utts],
-        "data.list": [json.dumps(u.to_list_entry(sample_rate), ensure_ascii=False) for u in utts],
-    }
-    if any(u.hotwords for u in utts):
-        files["utt2hotwords"] = [f"{u.key} {json.dumps(list(u.hotwords), ensure_ascii=False)}" for u in utts]
-    for name, lines in files.items():
-        with atomic_open(split_dir / name) as f:
-            f.writelines(line + "\n" for line in lines)
+    """Kaldi data dir + WeNet data.list for one split (extra fields become utt2<field> files)."""
+    entries = [u.to_list_entry(sample_rate) for u in sorted(utts, key=lambda u: u.key)]
+    formats.write_data_list(entries, split_dir / "data.list")
+    formats.write_kaldi_dir(entries, split_dir)
 
 
 def _duration_stats(utts: Sequence[Utterance], sample_rate: int) -> dict:
@@ -328,53 +324,57 @@ def generate(cfg: DemoCorpusConfig, out_dir: str | Path, num_jobs: int = 1) -> d
     utts, entities, tables = plan_speech(cfg, rng)
     sr = cfg.sample_rate
 
-    by_split: dict[str, list[Utterance]] = {s: [] for s in SPLITS}
-    speakers = tables["speakers"]
-    jobs = []
-    for u in utts:
-        wav_dir = out_dir / "wav" / u.split
-        wav_dir.mkdir(parents=True, exist_ok=True)
-        u.wav = str(wav_dir / f"{u.key}.wav")
-        spk = speakers[u.spk_id]
-        jobs.append((u.wav, spk["voice"], spk["speed_wpm"], spk["pitch"], u.speak_text, sr))
-        by_split[u.split].append(u)
-    for u, n in zip(utts, _run_jobs(_synthesize, jobs, num_jobs, "speech synthesis")):
-        u.num_samples = n
+    with _Workers(num_jobs) as workers:
+        by_split: dict[str, list[Utterance]] = {s: [] for s in SPLITS}
+        speakers = tables["speakers"]
+        jobs = []
+        for u in utts:
+            wav_dir = out_dir / "wav" / u.split
+            wav_dir.mkdir(parents=True, exist_ok=True)
+            u.wav = str(wav_dir / f"{u.key}.wav")
+            spk = speakers[u.spk_id]
+            jobs.append((u.wav, spk["voice"], spk["speed_wpm"], spk["pitch"], u.speak_text, sr))
+            by_split[u.split].append(u)
+        for u, n in zip(utts, workers.run(_synthesize, jobs, "speech synthesis")):
+            u.num_samples = n
 
-    # test_noisy: cycle (kind, snr) over the test set so each pair is covered evenly.
-    combos = [(k, s) for k in cfg.noisy_kinds for s in cfg.noisy_snrs_db]
-    babble_pool = by_split["train"]
-    noisy, jobs = [], []
-    (out_dir / "wav" / "test_noisy").mkdir(parents=True, exist_ok=True)
-    for i, clean in enumerate(sorted(by_split["test"], key=lambda u: u.key)):
-        kind, snr = combos[i % len(combos)]
-        key = f"{clean.key}-{kind}{snr:g}db"
-        talkers = [u for u in babble_pool if u.spk_id != clean.spk_id] or babble_pool
-        babble_paths = [u.wav for u in rng.sample(talkers, min(cfg.babble_talkers, len(talkers)))] if kind == "babble" else []
-        utt = Utterance(key=key, split="test_noisy", text=clean.text, lang=clean.lang, spk_id=clean.spk_id,
-                        rec_id=clean.rec_id, topic=clean.topic, entities=clean.entities,
-                        wav=str(out_dir / "wav" / "test_noisy" / f"{key}.wav"),
-                        noise={"kind": kind, "snr_db": snr, "clean_key": clean.key})
-        noisy.append(utt)
-        jobs.append((cfg.seed, i, clean.wav, utt.wav, kind, snr, babble_paths, sr))
-    for u, n in zip(noisy, _run_jobs(_make_noisy, jobs, num_jobs, "test_noisy mixing")):
-        u.num_samples = n
-    by_split["test_noisy"] = noisy
+        # test_noisy: cycle (kind, snr) over the test set so each pair is covered evenly.
+        combos = [(k, s) for k in cfg.noisy_kinds for s in cfg.noisy_snrs_db]
+        babble_pool = by_split["train"]
+        noisy, jobs = [], []
+        (out_dir / "wav" / "test_noisy").mkdir(parents=True, exist_ok=True)
+        for i, clean in enumerate(sorted(by_split["test"], key=lambda u: u.key)):
+            kind, snr = combos[i % len(combos)]
+            key = f"{clean.key}-{kind}{snr:g}db"
+            talkers = [u for u in babble_pool if u.spk_id != clean.spk_id] or babble_pool
+            babble_paths = []
+            if kind == "babble":
+                babble_paths = [u.wav for u in rng.sample(talkers, min(cfg.babble_talkers, len(talkers)))]
+            utt = Utterance(key=key, split="test_noisy", text=clean.text, lang=clean.lang, spk_id=clean.spk_id,
+                            rec_id=clean.rec_id, topic=clean.topic, entities=clean.entities,
+                            wav=str(out_dir / "wav" / "test_noisy" / f"{key}.wav"),
+                            noise={"kind": kind, "snr_db": snr, "clean_key": clean.key})
+            noisy.append(utt)
+            jobs.append((cfg.seed, i, clean.wav, utt.wav, kind, snr, babble_paths, sr))
+        for u, n in zip(noisy, workers.run(_make_noisy, jobs, "test_noisy mixing")):
+            u.num_samples = n
+        by_split["test_noisy"] = noisy
 
-    num_noise = max(cfg.min_noise_only, round(cfg.num_utts * cfg.noise_only_fraction))
-    noise_utts, jobs = [], []
-    (out_dir / "wav" / "noise_only").mkdir(parents=True, exist_ok=True)
-    for i in range(num_noise):
-        kind = cfg.noise_only_kinds[i % len(cfg.noise_only_kinds)]
-        seconds = rng.uniform(cfg.min_noise_only_seconds, cfg.max_noise_only_seconds)
-        key = f"{NOISE_SPEAKER}-{kind}-{i:04d}"
-        utt = Utterance(key=key, split="noise_only", text="", lang="none", spk_id=NOISE_SPEAKER,
-                        wav=str(out_dir / "wav" / "noise_only" / f"{key}.wav"), noise={"kind": kind})
-        noise_utts.append(utt)
-        jobs.append((cfg.seed, i, utt.wav, kind, seconds, sr))
-    for u, n in zip(noise_utts, _run_jobs(_make_non_speech, jobs, num_jobs, "non-speech clips")):
-        u.num_samples = n
-    by_split["noise_only"] = noise_utts
+        num_noise = max(cfg.min_noise_only, round(cfg.num_utts * cfg.noise_only_fraction))
+        noise_utts, jobs = [], []
+        (out_dir / "wav" / "noise_only").mkdir(parents=True, exist_ok=True)
+        for i in range(num_noise):
+            kind = cfg.noise_only_kinds[i % len(cfg.noise_only_kinds)]
+            seconds = rng.uniform(cfg.min_noise_only_seconds, cfg.max_noise_only_seconds)
+            key = f"{NOISE_SPEAKER}-{kind}-{i:04d}"
+            utt = Utterance(key=key, split="noise_only", text="", lang="none", spk_id=NOISE_SPEAKER,
+                            wav=str(out_dir / "wav" / "noise_only" / f"{key}.wav"), noise={"kind": kind})
+            noise_utts.append(utt)
+            jobs.append((cfg.seed, i, utt.wav, kind, seconds, sr))
+        for u, n in zip(noise_utts, workers.run(_make_non_speech, jobs, "non-speech clips")):
+            u.num_samples = n
+        by_split["noise_only"] = noise_utts
+
 
     for split, split_utts in by_split.items():
         write_split(split_utts, out_dir / split, sr)
