@@ -1,0 +1,314 @@
+"""One data pipeline for the AED and the LLM stages: cuts -> augmented fbank batches.
+
+Flow: a CutSet (from a data.list, a Kaldi dir, a lhotse manifest or a Shar dir) ->
+optional non-speech clips with empty targets multiplexed in -> lhotse's
+DynamicBucketingSampler (by total duration, rank- and world-size-aware) -> :class:`SpeechDataset`
+in DataLoader workers (load, resample, downmix, speed perturbation, reverberation, additive
+noise, fbank, SpecAugment; WeNet's order) -> :class:`Batch`.
+
+The AED stage passes a tokenizer and gets padded token ids; the LLM stages pass none and get
+the transcripts and context fields (hotwords, topic, recording), which they tokenize
+themselves. Augmentation randomness is a function of (seed, epoch, utterance id), so a batch
+is the same whichever worker builds it and after a resume.
+
+A failing or out-of-range utterance never stops training: it is skipped, returned in
+``Batch.skipped`` and counted by :class:`SkipReport`, which the trainer prints every epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import itertools
+import random
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional, Protocol
+
+import numpy as np
+import torch
+from lhotse import CutSet
+from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
+
+from wenet_llm.config.data import DataConfig, SamplerConfig
+from wenet_llm.data import augment, features, formats
+
+logger = logging.getLogger(__name__)
+
+IGNORE_ID = -1  # WeNet pads token targets with -1
+CONTEXT_FIELDS = ("hotwords", "topic", "rec", "entities")
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str) -> list[int]: ...
+
+
+@dataclass
+class Batch:
+    """A training batch. B batch, T frames, F mel bins, L tokens."""
+
+    keys: list[str]
+    feats: torch.Tensor  # (B, T, F), zero padded
+    feats_lengths: torch.Tensor  # (B,)
+    texts: list[str]
+    langs: list[str]
+    context: list[dict]  # per utterance: hotwords, topic, rec, entities when present
+    tokens: Optional[torch.Tensor] = None  # (B, L), padded with IGNORE_ID; AED only
+    token_lengths: Optional[torch.Tensor] = None  # (B,)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (key, reason, detail)
+    audio_seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class SkippedItem(Exception):
+    """An utterance left out of a batch for a counted reason (e.g. too long)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class SkipReport:
+    """Counts per reason, with a few examples, of utterances skipped while loading."""
+
+    def __init__(self, max_examples: int = 5):
+        self.counts: Counter = Counter()
+        self.examples: dict[str, list[str]] = {}
+        self.max_examples = max_examples
+
+    def add(self, key: str, reason: str, detail: str = "") -> None:
+        self.counts[reason] += 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < self.max_examples:
+            examples.append(f"{key} ({detail})" if detail else key)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        if not self.counts:
+            return "no utterance skipped"
+        lines = [f"{self.total()} utterance(s) skipped:"]
+        for reason, count in self.counts.most_common():
+            lines.append(f"  {reason}: {count}, e.g. {'; '.join(self.examples[reason])}")
+        return "\n".join(lines)
+
+    def state_dict(self) -> dict:
+        return {"counts": dict(self.counts), "examples": self.examples}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counts = Counter(state["counts"])
+        self.examples = {k: list(v) for k, v in state["examples"].items()}
+
+
+def item_rng(seed: int, epoch: int, key: str) -> random.Random:
+    # String seeds go through sha512: stable across processes, unlike hash().
+    return random.Random(f"{seed}/{epoch}/{key}")
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """Map-style lhotse dataset: ``dataset[cuts]`` -> :class:`Batch`."""
+
+    def __init__(self, cfg: DataConfig, train: bool, tokenizer: Tokenizer | None = None, seed: int = 0):
+        self.cfg = cfg
+        self.train = train
+        self.tokenizer = tokenizer
+        self.seed = seed
+        self.epoch = 0
+        rate = cfg.fbank.sample_rate
+        self.noise_source = augment.NoiseSource(cfg.noise.noise_dir, sample_rate=rate) if train and cfg.noise.enabled else None
+        self.rir_source = augment.RirSource(cfg.reverb.rir_dir, sample_rate=rate) if train and cfg.reverb.enabled else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def load_item(self, cut) -> dict:
+        """Audio -> features (+ tokens) of one cut; raises SkippedItem for counted filters."""
+        cfg = self.cfg
+        rng = item_rng(self.seed, self.epoch, cut.id)
+        np_rng = np.random.default_rng(rng.getrandbits(64))
+        sup = cut.supervisions[0] if cut.supervisions else None
+        text = (sup.text or "") if sup else ""
+        if cut.duration < cfg.filter.min_seconds:
+            raise SkippedItem("too_short", f"{cut.duration:.2f}s < {cfg.filter.min_seconds}s")
+        if cut.duration > cfg.filter.max_seconds:
+            raise SkippedItem("too_long", f"{cut.duration:.2f}s > {cfg.filter.max_seconds}s")
+        tokens = None
+        if self.tokenizer is not None:
+            tokens = self.tokenizer.encode(text)
+            if not cfg.filter.min_tokens <= len(tokens) <= cfg.filter.max_tokens:
+                raise SkippedItem("token_count", f"{len(tokens)} tokens outside "
+                                                 f"[{cfg.filter.min_tokens}, {cfg.filter.max_tokens}]")
+        audio = cut.load_audio()  # (channels, samples)
+        audio = audio.mean(axis=0) if audio.ndim == 2 else audio
+        sample_rate = cfg.fbank.sample_rate
+        if cut.sampling_rate != sample_rate:
+            audio = features.resample(audio, cut.sampling_rate, sample_rate)
+        if audio.size == 0:
+            raise SkippedItem("zero_length", "no samples")
+        if self.train:
+            if cfg.speed_perturb.enabled:
+                factor = augment.choose_speed(cfg.speed_perturb, rng)
+                if factor != 1.0:
+                    audio = augment.speed_perturb(audio, sample_rate, factor)
+            if self.rir_source is not None:
+                audio, _ = augment.add_reverb(audio, self.rir_source, cfg.reverb, np_rng)
+            if self.noise_source is not None:
+                audio, _ = augment.add_noise(audio, self.noise_source, cfg.noise, np_rng)
+        dither = cfg.fbank.dither if self.train else 0.0
+        feats = features.compute_fbank(audio, sample_rate, cfg.fbank, dither=dither, seed=rng.getrandbits(31))
+        if feats.shape[0] == 0:
+            raise SkippedItem("too_short", f"{audio.size} samples give no frame")
+        if self.train and cfg.spec_aug.enabled:
+            feats = augment.spec_augment(feats, cfg.spec_aug, rng)
+        custom = (sup.custom or {}) if sup else {}
+        return {
+            "key": cut.id, "feats": feats, "tokens": tokens, "text": text,
+            "lang": (sup.language or "") if sup else "",
+            "context": {k: custom[k] for k in CONTEXT_FIELDS if k in custom},
+            "seconds": audio.size / sample_rate,
+        }
+
+    def __getitem__(self, cuts: CutSet) -> Batch:
+        items, skipped = [], []
+        for cut in cuts:
+            try:
+                items.append(self.load_item(cut))
+            except SkippedItem as e:
+                skipped.append((cut.id, e.reason, e.detail))
+            except Exception as e:  # one unreadable file must not end a multi-day run
+                skipped.append((cut.id, "load_error", f"{type(e).__name__}: {e}"))
+        return collate(items, skipped)
+
+
+def collate(items: list[dict], skipped: list[tuple[str, str, str]]) -> Batch:
+    """Pad to the longest item; items sorted by length, longest first (as WeNet does)."""
+    items = sorted(items, key=lambda it: it["feats"].shape[0], reverse=True)
+    num_bins = items[0]["feats"].shape[1] if items else 0
+    lengths = torch.tensor([it["feats"].shape[0] for it in items], dtype=torch.long)
+    feats = torch.zeros(len(items), int(lengths.max()) if items else 0, num_bins)  # (B, T, F)
+    for i, it in enumerate(items):
+        feats[i, : it["feats"].shape[0]] = it["feats"]
+    batch = Batch(
+        keys=[it["key"] for it in items], feats=feats, feats_lengths=lengths,
+        texts=[it["text"] for it in items], langs=[it["lang"] for it in items],
+        context=[it["context"] for it in items], skipped=skipped,
+        audio_seconds=float(sum(it["seconds"] for it in items)),
+    )
+    if items and items[0]["tokens"] is not None:
+        token_lengths = torch.tensor([len(it["tokens"]) for it in items], dtype=torch.long)
+        tokens = torch.full((len(items), int(token_lengths.max())), IGNORE_ID, dtype=torch.long)  # (B, L)
+        for i, it in enumerate(items):
+            tokens[i, : len(it["tokens"])] = torch.tensor(it["tokens"], dtype=torch.long)
+        batch.tokens, batch.token_lengths = tokens, token_lengths
+    return batch
+
+
+def load_cut_set(path: str, fmt: str = "raw") -> CutSet:
+    """A CutSet from a data.list / Kaldi dir / lhotse manifest (raw) or a lhotse Shar dir (shar)."""
+    if fmt == "shar":
+        return formats.load_shar(path)
+    if fmt != "raw":
+        raise ValueError(f"unknown data format {fmt!r}; valid formats: ['raw', 'shar']")
+    return formats.load_cuts(path)
+
+
+def training_cuts(cfg: DataConfig, seed: int = 0) -> CutSet:
+    """Training cuts with non-speech clips (empty targets) multiplexed in at ``non_speech.rate``."""
+    cuts = load_cut_set(cfg.train, cfg.format)
+    if not cfg.non_speech.enabled or cfg.non_speech.rate == 0:
+        return cuts
+    non_speech = load_cut_set(cfg.non_speech.cuts, "raw")
+    for cut in non_speech:
+        for sup in cut.supervisions:
+            if (sup.text or "").strip():
+                raise ValueError(f"{cfg.non_speech.cuts}: non-speech clip {cut.id} has a transcript "
+                                 f"({sup.text!r}); its target must be empty")
+    rate = cfg.non_speech.rate
+    # Stops with the speech data; non-speech repeats as needed (ids get a repeat suffix).
+    return CutSet.mux(cuts, non_speech.repeat(), weights=[1.0 - rate, rate], stop_early=True, seed=seed)
+
+
+def make_sampler(cuts: CutSet, cfg: SamplerConfig, shuffle: bool, rank: int = 0, world_size: int = 1):
+    """DynamicBucketingSampler by total duration; a plain sampler for sets too small to bucket."""
+    # lhotse needs at least one cut per bucket; peeking reads only the head of a lazy set.
+    num_buckets = sum(1 for _ in itertools.islice(cuts, cfg.num_buckets))
+    common = dict(max_duration=cfg.max_duration, shuffle=shuffle, drop_last=cfg.drop_last, seed=cfg.seed,
+                  rank=rank, world_size=world_size)
+    if num_buckets < 2:
+        return SimpleCutSampler(cuts, **common)
+    with warnings.catch_warnings():
+        # Raw lists are read eagerly on purpose (their headers are checked); Shar dirs stream lazily.
+        warnings.filterwarnings("ignore", message=".*eagerly read CutSet.*")
+        return DynamicBucketingSampler(cuts, num_buckets=num_buckets, buffer_size=cfg.buffer_size, **common)
+
+
+class _SkipFirst(torch.utils.data.Sampler):
+    """Skip the first ``n`` batches of an epoch: resume without loading their audio."""
+
+    def __init__(self, sampler, n: int):
+        self.sampler = sampler
+        self.n = n
+
+    def __iter__(self) -> Iterator[CutSet]:
+        for i, cuts in enumerate(self.sampler):
+            if i >= self.n:
+                yield cuts
+
+
+class DataStream:
+    """Epoch-aware iterator over batches whose position is saved in checkpoints.
+
+    The position is (epoch, batches consumed in that epoch), counted where the trainer takes
+    batches, not where DataLoader workers prefetch them, so a resume continues exactly at the
+    next unseen batch. Batches whose every item was skipped are counted and not yielded.
+    """
+
+    def __init__(self, cuts: CutSet, dataset: SpeechDataset, cfg: DataConfig, shuffle: bool,
+                 rank: int = 0, world_size: int = 1, num_workers: int | None = None):
+        self.cuts = cuts
+        self.dataset = dataset
+        self.cfg = cfg
+        self.shuffle = shuffle
+        self.rank = rank
+        self.world_size = world_size
+        self.num_workers = cfg.num_workers if num_workers is None else num_workers
+        self.epoch = 0
+        self.batches_done = 0
+        self.skips = SkipReport()
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.batches_done = epoch, 0
+
+    def __iter__(self) -> Iterator[Batch]:
+        sampler = make_sampler(self.cuts, self.cfg.sampler, self.shuffle, self.rank, self.world_size)
+        sampler.set_epoch(self.epoch)
+        self.dataset.set_epoch(self.epoch)
+        loader = torch.utils.data.DataLoader(
+            self.dataset, sampler=_SkipFirst(sampler, self.batches_done), batch_size=None,
+            num_workers=self.num_workers, persistent_workers=False,
+            worker_init_fn=_worker_init if self.num_workers > 0 else None,
+        )
+        for batch in loader:
+            self.batches_done += 1
+            for key, reason, detail in batch.skipped:
+                self.skips.add(key, reason, detail)
+            if len(batch) > 0:
+                yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batches_done": self.batches_done, "skips": self.skips.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.batches_done = int(state["batches_done"])
+        self.skips.load_state_dict(state["skips"])
+
+
+def _worker_init(_: int) -> None:
+    # Workers each use one thread: the cores belong to the main process and to the other workers.
+    torch.set_num_threads(1)
