@@ -3,22 +3,24 @@
 # Stage numbers are shared by every recipe:
 #   0 data preparation  1 tokenizer + CMVN  2 AED training  3 averaging + encoder export
 #   4 LLM SFT 1 (adapter)  5 LLM SFT 2 (encoder + adapter + LoRA)  6 contextual SFT  7 decoding + scoring
-# Stages 1-7 arrive with their issues; this recipe currently implements stage 0.
+# Stages 2-7 arrive with their issues; this recipe currently implements stages 0-1.
 set -euo pipefail
 
 # begin configuration
 stage=0
-stop_stage=0
+stop_stage=1
 force=false
 nj=$(nproc)
 num_utts=3000
 seed=0
 corpus_config=conf/demo_corpus.yaml
+validate_config=conf/validate.yaml
+bpe_vocab_size=300
 data=data
 exp=exp
 # end configuration
 
-help_message="Usage: bash run.sh [--stage N] [--stop_stage N] [--force true] [--num_utts N] [--seed S] [--nj N]"
+help_message="Usage: bash run.sh [--stage N] [--stop_stage N] [--force true] [--num_utts N] [--seed S] [--bpe_vocab_size N] [--nj N]"
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -26,7 +28,7 @@ help_message="Usage: bash run.sh [--stage N] [--stop_stage N] [--force true] [--
 # shellcheck source=../../../tools/recipe_lib.sh
 . "${WENET_LLM_ROOT}/tools/recipe_lib.sh"
 
-last_stage=0
+last_stage=1
 if [ "${stop_stage}" -gt "${last_stage}" ]; then
   echo "run.sh: stages after ${last_stage} are not implemented in this recipe yet (asked for --stop_stage ${stop_stage})" >&2
   exit 1
@@ -35,10 +37,27 @@ fi
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
   signature="num_utts=${num_utts} seed=${seed} config=$(sha256sum "${corpus_config}" | cut -c1-16)"
   if should_run 0 "${data}/.stage0.done" "${signature}" \
-      "generate + prepare: espeak-ng demo corpus -> ${data}/{train,dev,test,test_hotword,test_noisy,noise_only}"; then
+      "generate + prepare: espeak-ng demo corpus -> ${data}/corpus -> ${data}/{train,dev,test,test_hotword,test_noisy,noise_only}"; then
     run_logged "${exp}/data_prep/log/make_demo_corpus.log" \
-      python -m wenet_llm.bin.make_demo_corpus --out "${data}" --config "${corpus_config}" \
+      python -m wenet_llm.bin.make_demo_corpus --out "${data}/corpus" --config "${corpus_config}" \
         --num-utts "${num_utts}" --seed "${seed}" --num-jobs "${nj}"
+    run_logged "${exp}/data_prep/log/prepare_corpus.log" \
+      python -m wenet_llm.bin.prepare_corpus --corpus demo --corpus-dir "${data}/corpus" --out "${data}" \
+        --config "${validate_config}"
     mark_done "${data}/.stage0.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  if should_run 1 "${data}/.stage1.done" "mixed ${bpe_vocab_size}" \
+      "tokenizer + CMVN: ${data}/train -> ${data}/lang/{units.txt,bpe.model}, ${data}/train/global_cmvn"; then
+    # Mixed units: Hanzi characters plus English BPE pieces (WeNet's bpe tokenizer semantics).
+    run_logged "${exp}/tokenizer/log/make_tokenizer.log" \
+      python -m wenet_llm.bin.make_tokenizer --data "${data}/train/data.list" --mode mixed \
+        --vocab-size "${bpe_vocab_size}" --out-dir "${data}/lang"
+    run_logged "${exp}/cmvn/log/compute_cmvn.log" \
+      python -m wenet_llm.bin.compute_cmvn --data "${data}/train/data.list" --out "${data}/train/global_cmvn" \
+        --num-workers "${nj}"
+    mark_done "${data}/.stage1.done" "mixed ${bpe_vocab_size}"
   fi
 fi
