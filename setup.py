@@ -51,6 +51,7 @@ setup(
             "wenet_llm-compute-cmvn=wenet_llm.bin.compute_cmvn:main",
             "wenet_llm-validate=wenet_llm.bin.validate:main",
             "wenet_llm-prepare-corpus=wenet_llm.bin.prepare_corpus:main",
+            "wenet_llm-export-shar=wenet_llm.bin.export_shar:main",
         ],
     },
 )

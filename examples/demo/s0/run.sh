@@ -16,11 +16,12 @@ seed=0
 corpus_config=conf/demo_corpus.yaml
 validate_config=conf/validate.yaml
 bpe_vocab_size=300
+data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
 data=data
 exp=exp
 # end configuration
 
-help_message="Usage: bash run.sh [--stage N] [--stop_stage N] [--force true] [--num_utts N] [--seed S] [--bpe_vocab_size N] [--nj N]"
+help_message="Usage: bash run.sh [--stage N] [--stop_stage N] [--force true] [--num_utts N] [--seed S] [--bpe_vocab_size N] [--data_format raw|shar] [--nj N]"
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -35,7 +36,8 @@ if [ "${stop_stage}" -gt "${last_stage}" ]; then
 fi
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
-  signature="num_utts=${num_utts} seed=${seed} config=$(sha256sum "${corpus_config}" | cut -c1-16)"
+  case "${data_format}" in raw|shar) ;; *) echo "run.sh: --data_format must be raw or shar" >&2; exit 1 ;; esac
+  signature="num_utts=${num_utts} seed=${seed} format=${data_format} config=$(sha256sum "${corpus_config}" | cut -c1-16)"
   if should_run 0 "${data}/.stage0.done" "${signature}" \
       "generate + prepare: espeak-ng demo corpus -> ${data}/corpus -> ${data}/{train,dev,test,test_hotword,test_noisy,noise_only}"; then
     run_logged "${exp}/data_prep/log/make_demo_corpus.log" \
@@ -44,6 +46,12 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
     run_logged "${exp}/data_prep/log/prepare_corpus.log" \
       python -m wenet_llm.bin.prepare_corpus --corpus demo --corpus-dir "${data}/corpus" --out "${data}" \
         --config "${validate_config}"
+    if [ "${data_format}" = shar ]; then
+      for split in train dev; do
+        run_logged "${exp}/data_prep/log/export_shar_${split}.log" \
+          python -m wenet_llm.bin.export_shar --in "${data}/${split}/data.list" --out "${data}/${split}/shar"
+      done
+    fi
     mark_done "${data}/.stage0.done" "${signature}"
   fi
 fi
