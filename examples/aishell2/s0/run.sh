@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# AISHELL-2 recipe (Mandarin, 1000 h). Stage numbers are shared by every recipe:
+#   0 data preparation  1 tokenizer + CMVN  2 AED training  3 averaging + encoder export
+#   4 LLM SFT 1 (adapter)  5 LLM SFT 2 (encoder + adapter + LoRA)  6 contextual SFT  7 decoding + scoring
+# Stages 2-7 arrive with their issues; this recipe currently implements stages 0-1.
+set -euo pipefail
+
+# begin configuration
+stage=0
+stop_stage=1
+force=false
+nj=$(nproc)
+corpus_dir=           # holds AISHELL-2/iOS/{data,dev,test}
+aishell1_dir=         # optional: holds data_aishell/ (AISHELL-1 dev/test become extra test sets)
+validate_config=conf/validate.yaml
+data=data
+exp=exp
+# end configuration
+
+help_message="Usage: bash run.sh --corpus_dir DIR [--aishell1_dir DIR] [--stage N] [--stop_stage N] [--force true] [--nj N]"
+
+. ./path.sh
+# shellcheck source=../../../tools/parse_options.sh
+. "${WENET_LLM_ROOT}/tools/parse_options.sh"
+# shellcheck source=../../../tools/recipe_lib.sh
+. "${WENET_LLM_ROOT}/tools/recipe_lib.sh"
+
+last_stage=1
+if [ "${stop_stage}" -gt "${last_stage}" ]; then
+  echo "run.sh: stages after ${last_stage} are not implemented in this recipe yet (asked for --stop_stage ${stop_stage})" >&2
+  exit 1
+fi
+
+if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
+  [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the folder holding AISHELL-2/)" >&2; exit 1; }
+  if should_run 0 "${data}/.stage0.done" "corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}" \
+      "prepare: ${corpus_dir} -> ${data}/{train,dev,test}"; then
+    run_logged "${exp}/data_prep/log/prepare_aishell2.log" \
+      python -m wenet_llm.bin.prepare_corpus --corpus aishell2 --corpus-dir "${corpus_dir}" --out "${data}" \
+        --config "${validate_config}" --num-jobs "${nj}"
+    [ -z "${aishell1_dir}" ] || local/aishell1_test_sets.sh "${aishell1_dir}" "${data}" "${validate_config}" "${exp}"
+    mark_done "${data}/.stage0.done" "corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}"
+  fi
+fi
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  if should_run 1 "${data}/.stage1.done" "char" "tokenizer + CMVN: ${data}/train -> ${data}/lang/units.txt, ${data}/train/global_cmvn"; then
+    run_logged "${exp}/tokenizer/log/make_tokenizer.log" \
+      python -m wenet_llm.bin.make_tokenizer --data "${data}/train/data.list" --mode char --out-dir "${data}/lang"
+    run_logged "${exp}/cmvn/log/compute_cmvn.log" \
+      python -m wenet_llm.bin.compute_cmvn --data "${data}/train/data.list" --out "${data}/train/global_cmvn" --num-workers "${nj}"
+    mark_done "${data}/.stage1.done" "char"
+  fi
+fi

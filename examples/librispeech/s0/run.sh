@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# LibriSpeech recipe (English, 960 h). Stage numbers are shared by every recipe:
+#   0 data preparation  1 tokenizer + CMVN  2 AED training  3 averaging + encoder export
+#   4 LLM SFT 1 (adapter)  5 LLM SFT 2 (encoder + adapter + LoRA)  6 contextual SFT  7 decoding + scoring
+# Stages 2-7 arrive with their issues; this recipe currently implements stages 0-1.
+set -euo pipefail
+
+# begin configuration
+stage=0
+stop_stage=1
+force=false
+nj=$(nproc)
+corpus_dir=           # holds train-clean-100/ ... test-other/ (the LibriSpeech/ folder)
+train_parts="train-clean-100 train-clean-360 train-other-500"
+dev_parts="dev-clean dev-other"
+test_parts="test-clean test-other"
+bpe_vocab_size=5000
+validate_config=conf/validate.yaml
+data=data
+exp=exp
+# end configuration
+
+help_message="Usage: bash run.sh --corpus_dir DIR [--stage N] [--stop_stage N] [--force true] [--train_parts 'P ...'] [--bpe_vocab_size N] [--nj N]"
+
+. ./path.sh
+# shellcheck source=../../../tools/parse_options.sh
+. "${WENET_LLM_ROOT}/tools/parse_options.sh"
+# shellcheck source=../../../tools/recipe_lib.sh
+. "${WENET_LLM_ROOT}/tools/recipe_lib.sh"
+
+last_stage=1
+if [ "${stop_stage}" -gt "${last_stage}" ]; then
+  echo "run.sh: stages after ${last_stage} are not implemented in this recipe yet (asked for --stop_stage ${stop_stage})" >&2
+  exit 1
+fi
+
+if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
+  [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the LibriSpeech/ folder)" >&2; exit 1; }
+  parts="${train_parts} ${dev_parts} ${test_parts}"
+  test_dirs=${test_parts//-/_}  # prepare_corpus names a part's folder with '_' for '-'
+  if should_run 0 "${data}/.stage0.done" "corpus_dir=${corpus_dir} parts=${parts}" \
+      "prepare: ${corpus_dir} -> ${data}/{train,dev,${test_dirs// /,}}"; then
+    # shellcheck disable=SC2086 # the part lists are meant to split into words
+    run_logged "${exp}/data_prep/log/prepare_librispeech.log" \
+      python -m wenet_llm.bin.prepare_corpus --corpus librispeech --corpus-dir "${corpus_dir}" --out "${data}" \
+        --parts ${parts} --config "${validate_config}" --num-jobs "${nj}"
+    # shellcheck disable=SC2086
+    local/combine_parts.sh "${data}" train ${train_parts}
+    # shellcheck disable=SC2086
+    local/combine_parts.sh "${data}" dev ${dev_parts}
+    mark_done "${data}/.stage0.done" "corpus_dir=${corpus_dir} parts=${parts}"
+  fi
+fi
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  if should_run 1 "${data}/.stage1.done" "bpe ${bpe_vocab_size}" \
+      "tokenizer + CMVN: ${data}/train -> ${data}/lang/{units.txt,bpe.model}, ${data}/train/global_cmvn"; then
+    run_logged "${exp}/tokenizer/log/make_tokenizer.log" \
+      python -m wenet_llm.bin.make_tokenizer --data "${data}/train/data.list" --mode bpe \
+        --vocab-size "${bpe_vocab_size}" --out-dir "${data}/lang"
+    run_logged "${exp}/cmvn/log/compute_cmvn.log" \
+      python -m wenet_llm.bin.compute_cmvn --data "${data}/train/data.list" --out "${data}/train/global_cmvn" --num-workers "${nj}"
+    mark_done "${data}/.stage1.done" "bpe ${bpe_vocab_size}"
+  fi
+fi

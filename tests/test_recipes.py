@@ -1,0 +1,168 @@
+"""Stages 0-1 of the AISHELL-2 and LibriSpeech recipes, run with bash on fake corpora.
+
+run.sh runs in its own folder (it sources ./path.sh) with --data and --exp pointing to a temporary
+folder, so nothing is written inside the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import sentencepiece as spm
+import soundfile as sf
+from fake_corpora import make_fake_aishell1, make_fake_aishell2, make_fake_librispeech
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = ("aishell2", "librispeech")
+
+
+def run_recipe(recipe: str, *args: str) -> subprocess.CompletedProcess:
+    recipe_dir = REPO / "examples" / recipe / "s0"
+    before = sorted(recipe_dir.rglob("*"))
+    proc = subprocess.run(["bash", "run.sh", *args], cwd=recipe_dir, capture_output=True, text=True, timeout=300)
+    assert sorted(recipe_dir.rglob("*")) == before, "the recipe wrote inside the repository"
+    return proc
+
+
+def read_list(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def read_units(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [line.split()[1] for line in lines] == [str(i) for i in range(len(lines))]  # ids 0..V-1
+    return [line.split()[0] for line in lines]
+
+
+def check_cmvn(data: Path) -> None:
+    """global_cmvn: WeNet JSON of 80-dim fbank stats over every frame of the training list."""
+    cmvn = json.loads((data / "train" / "global_cmvn").read_text())
+    assert set(cmvn) == {"mean_stat", "var_stat", "frame_num"}
+    assert len(cmvn["mean_stat"]) == len(cmvn["var_stat"]) == 80
+    # 10 ms frames: about 100 per second of training audio.
+    samples = sum(sf.info(e["wav"]).frames for e in read_list(data / "train" / "data.list"))
+    assert abs(cmvn["frame_num"] - samples / 160) < 3 * len(read_list(data / "train" / "data.list"))
+    n = cmvn["frame_num"]
+    assert all(v * n >= m * m * 0.999 for m, v in zip(cmvn["mean_stat"], cmvn["var_stat"]))  # variance >= 0
+
+
+def check_logs_and_markers(data: Path, exp: Path, logs: list[str]) -> None:
+    for log in logs:
+        assert (exp / log).stat().st_size > 0, log
+    assert (data / ".stage0.done").is_file() and (data / ".stage1.done").is_file()
+
+
+@pytest.fixture(scope="module")
+def aishell2_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("aishell2_recipe")
+    a2 = make_fake_aishell2(tmp / "corpus2")
+    a1 = make_fake_aishell1(tmp / "corpus1")
+    proc = run_recipe("aishell2", "--corpus_dir", str(a2.root), "--aishell1_dir", str(a1.root),
+                      "--stage", "0", "--stop_stage", "1", "--data", str(tmp / "data"), "--exp", str(tmp / "exp"),
+                      "--nj", "2")
+    return proc, tmp, a2, a1
+
+
+def test_aishell2_stages_0_1(aishell2_run):
+    proc, tmp, a2, a1 = aishell2_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = tmp / "data"
+    for part in ("train", "dev", "test"):
+        keys = [e["key"] for e in read_list(data / part / "data.list")]
+        assert keys == sorted(a2.parts[part].texts)
+        assert (data / part / "wav.scp").is_file() and (data / part / "validate_report.json").is_file()
+    for part in ("dev", "test"):
+        assert [e["key"] for e in read_list(data / "aishell1" / part / "data.list")] == sorted(a1.parts[part].texts)
+    assert not (data / "aishell1" / "train").exists()
+    # Char units: the specials around every character of the training texts (a space is "▁").
+    units = read_units(data / "lang" / "units.txt")
+    texts = [e["txt"] for e in read_list(data / "train" / "data.list")]
+    assert units[:2] == ["<blank>", "<unk>"] and units[-1] == "<sos/eos>"
+    assert units[2:-1] == sorted(set("".join("\u2581".join(t.split()) for t in texts)))
+    check_cmvn(data)
+    check_logs_and_markers(data, tmp / "exp", ["data_prep/log/prepare_aishell2.log",
+                                               "data_prep/log/prepare_aishell1.log",
+                                               "tokenizer/log/make_tokenizer.log", "cmvn/log/compute_cmvn.log"])
+    assert "Stage 0: prepare" in proc.stdout and "Stage 1: tokenizer + CMVN" in proc.stdout
+
+
+def test_aishell2_rerun_skips(aishell2_run):
+    _, tmp, a2, a1 = aishell2_run
+    units = tmp / "data" / "lang" / "units.txt"
+    mtime = units.stat().st_mtime_ns
+    proc = run_recipe("aishell2", "--corpus_dir", str(a2.root), "--aishell1_dir", str(a1.root),
+                      "--data", str(tmp / "data"), "--exp", str(tmp / "exp"), "--nj", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("already done") == 2
+    assert "running:" not in proc.stdout
+    assert units.stat().st_mtime_ns == mtime
+    # Other options than the finished stage's are an error, not a silent reuse.
+    proc = run_recipe("aishell2", "--corpus_dir", str(a2.root), "--data", str(tmp / "data"),
+                      "--exp", str(tmp / "exp"), "--stop_stage", "0")
+    assert proc.returncode == 1
+    assert "was made with other options" in proc.stderr and "--force true" in proc.stderr
+
+
+def test_librispeech_stages_0_1(tmp_path):
+    ls = make_fake_librispeech(tmp_path / "corpus")
+    data = tmp_path / "data"
+    proc = run_recipe("librispeech", "--corpus_dir", str(ls.root), "--train_parts", "train-clean-100",
+                      "--bpe_vocab_size", "40", "--data", str(data), "--exp", str(tmp_path / "exp"), "--nj", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [e["key"] for e in read_list(data / "train" / "data.list")] == sorted(ls.parts["train-clean-100"].texts)
+    assert read_list(data / "dev" / "data.list") == (read_list(data / "dev_clean" / "data.list")
+                                                      + read_list(data / "dev_other" / "data.list"))
+    for part in ("test-clean", "test-other"):
+        keys = [e["key"] for e in read_list(data / part.replace("-", "_") / "data.list")]
+        assert keys == sorted(ls.parts[part].texts)
+    assert f"{data}/{{train,dev,test_clean,test_other}}" in proc.stdout  # the stage line names real folders
+    # BPE units: as many as sentencepiece pieces, with our specials at both ends.
+    units = read_units(data / "lang" / "units.txt")
+    assert len(units) == 40
+    assert units[:2] == ["<blank>", "<unk>"] and units[-1] == "<sos/eos>"
+    sp = spm.SentencePieceProcessor(model_file=str(data / "lang" / "bpe.model"))
+    assert sp.get_piece_size() == 40
+    assert set(units[2:-1]) <= {sp.id_to_piece(i) for i in range(40)}
+    check_cmvn(data)
+    check_logs_and_markers(data, tmp_path / "exp", ["data_prep/log/prepare_librispeech.log",
+                                                    "tokenizer/log/make_tokenizer.log", "cmvn/log/compute_cmvn.log"])
+    # Stage 1 with another vocabulary size must not silently reuse the finished stage.
+    proc = run_recipe("librispeech", "--stage", "1", "--bpe_vocab_size", "30", "--data", str(data),
+                      "--exp", str(tmp_path / "exp"))
+    assert proc.returncode == 1 and "was made with other options" in proc.stderr
+
+
+def test_wrong_corpus_tree_fails_without_marker(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    proc = run_recipe("aishell2", "--corpus_dir", str(tmp_path / "corpus"), "--data", str(tmp_path / "data"),
+                      "--exp", str(tmp_path / "exp"), "--nj", "1")
+    assert proc.returncode == 2
+    assert "prepare_corpus: aishell2 corpus at" in proc.stdout + proc.stderr
+    assert "expected layout" in proc.stdout + proc.stderr
+    assert not (tmp_path / "data" / ".stage0.done").exists()
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_missing_corpus_dir(recipe, tmp_path):
+    proc = run_recipe(recipe, "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"))
+    assert proc.returncode == 1
+    assert "run.sh: stage 0 needs --corpus_dir" in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_unimplemented_stage(recipe, tmp_path):
+    proc = run_recipe(recipe, "--corpus_dir", str(tmp_path), "--stop_stage", "2", "--data", str(tmp_path / "data"))
+    assert proc.returncode == 1
+    assert "stages after 1 are not implemented in this recipe yet (asked for --stop_stage 2)" in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_unknown_option(recipe):
+    proc = run_recipe(recipe, "--corpus-dirr", "/x")
+    assert proc.returncode == 1
+    assert "run.sh: unknown option --corpus-dirr" in proc.stderr
