@@ -1,0 +1,1 @@
+"""Decoding: search algorithms and the decode entry points that write Kaldi-style hypotheses."""
