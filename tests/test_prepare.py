@@ -99,6 +99,18 @@ def test_librispeech(tmp_path):
         "dev_clean", "dev_other", "test_clean", "test_other", "train_clean_100"]
 
 
+def test_transcript_without_audio_is_counted(tmp_path):
+    fake = make_fake_librispeech(tmp_path / "corpus", parts=("dev-clean",))
+    flac = sorted((fake.root / "dev-clean").rglob("*.flac"))
+    transcribed = [p for p in flac if p.stem not in fake.parts["dev-clean"].audio_without_transcript]
+    transcribed[0].unlink()  # lhotse drops its transcript line with only a warning
+    summary = prepare_corpus("librispeech", fake.root, tmp_path / "data", parts=["dev-clean"])
+    assert summary["dev-clean"]["transcript_without_audio"] == 1
+    assert summary["dev-clean"]["transcript_without_audio_examples"] == [transcribed[0].stem]
+    report = json.loads((tmp_path / "data" / "dev_clean" / "validate_report.json").read_text())
+    assert report["transcript_without_audio"] == 1
+
+
 def test_text_emptied_by_normalization_is_counted(tmp_path):
     fake = make_fake_aishell2(tmp_path / "corpus", spk_per_part=1, utts_per_spk=2)
     orphan = fake.parts["train"].audio_without_transcript[0]

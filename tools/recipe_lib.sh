@@ -39,3 +39,12 @@ run_logged() {
   log "running: $* (log: ${log_file})"
   "$@" 2>&1 | tee "${log_file}"
 }
+
+# file_digest FILE: a short content hash, so a stage's signature changes when its input does.
+file_digest() {
+  if [ ! -f "$1" ]; then
+    echo "missing $1; run the stage that makes it first (see --stage)" >&2
+    exit 1
+  fi
+  sha256sum "$1" | cut -c1-16
+}

@@ -125,6 +125,24 @@ def _audio_ids_on_disk(corpus: str, corpus_dir: Path, part: str) -> set[str]:
     return {p.stem for p in (corpus_dir / part).rglob("*.flac")}
 
 
+def _transcript_ids(corpus: str, corpus_dir: Path, part: str) -> set[str] | None:
+    """Utterance ids of a part's transcripts, to find what lhotse dropped for lack of audio.
+
+    None for AISHELL-1, whose single transcript file covers every part.
+    """
+    if corpus == "aishell2":
+        files = [corpus_dir / "AISHELL-2" / "iOS" / ("data" if part == "train" else part) / "trans.txt"]
+    elif corpus == "librispeech":
+        files = sorted((corpus_dir / part).rglob("*.trans.txt"))
+    else:
+        return None
+    ids = set()
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            ids.update(line.split(maxsplit=1)[0] for line in f if line.strip())
+    return ids
+
+
 def manifests_to_entries(recordings, supervisions, lang: str) -> tuple[list[dict], int]:
     """lhotse manifests -> entries with normalised text; returns (entries, emptied by normalisation)."""
     entries, emptied = [], 0
@@ -209,6 +227,11 @@ def prepare_corpus(corpus: str, corpus_dir: str | Path, out_dir: str | Path,
         extra = {"audio_without_transcript": len(orphans),
                  "audio_without_transcript_examples": orphans[:MAX_ORPHAN_EXAMPLES],
                  "emptied_by_normalization": int(emptied)}
+        transcript_ids = _transcript_ids(corpus, corpus_dir, part)
+        if transcript_ids is not None:  # lhotse also drops transcripts whose audio is missing
+            no_audio = sorted(transcript_ids - {sup.id for sup in supervisions})
+            extra["transcript_without_audio"] = len(no_audio)
+            extra["transcript_without_audio_examples"] = no_audio[:MAX_ORPHAN_EXAMPLES]
         report = write_split(entries, Path(out_dir) / part.replace("-", "_"), cfg, extra)
         summary[part] = report
         logger.info("%s %s: %d audio files, %d with transcripts, %d kept after validation",

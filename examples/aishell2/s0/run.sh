@@ -44,11 +44,13 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
 fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
-  if should_run 1 "${data}/.stage1.done" "char" "tokenizer + CMVN: ${data}/train -> ${data}/lang/units.txt, ${data}/train/global_cmvn"; then
+  # The train list is part of the signature: redoing stage 0 makes stage 1 stale.
+  signature="char train=$(file_digest "${data}/train/data.list")"
+  if should_run 1 "${data}/.stage1.done" "${signature}" "tokenizer + CMVN: ${data}/train -> ${data}/lang/units.txt, ${data}/train/global_cmvn"; then
     run_logged "${exp}/tokenizer/log/make_tokenizer.log" \
       python -m wenet_llm.bin.make_tokenizer --data "${data}/train/data.list" --mode char --out-dir "${data}/lang"
     run_logged "${exp}/cmvn/log/compute_cmvn.log" \
       python -m wenet_llm.bin.compute_cmvn --data "${data}/train/data.list" --out "${data}/train/global_cmvn" --num-workers "${nj}"
-    mark_done "${data}/.stage1.done" "char"
+    mark_done "${data}/.stage1.done" "${signature}"
   fi
 fi

@@ -57,7 +57,9 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
 fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
-  if should_run 1 "${data}/.stage1.done" "mixed ${bpe_vocab_size}" \
+  # The train list is part of the signature: redoing stage 0 makes stage 1 stale.
+  signature="mixed ${bpe_vocab_size} train=$(file_digest "${data}/train/data.list")"
+  if should_run 1 "${data}/.stage1.done" "${signature}" \
       "tokenizer + CMVN: ${data}/train -> ${data}/lang/{units.txt,bpe.model}, ${data}/train/global_cmvn"; then
     # Mixed units: Hanzi characters plus English BPE pieces (WeNet's bpe tokenizer semantics).
     run_logged "${exp}/tokenizer/log/make_tokenizer.log" \
@@ -66,6 +68,6 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     run_logged "${exp}/cmvn/log/compute_cmvn.log" \
       python -m wenet_llm.bin.compute_cmvn --data "${data}/train/data.list" --out "${data}/train/global_cmvn" \
         --num-workers "${nj}"
-    mark_done "${data}/.stage1.done" "mixed ${bpe_vocab_size}"
+    mark_done "${data}/.stage1.done" "${signature}"
   fi
 fi

@@ -53,13 +53,15 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
 fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
-  if should_run 1 "${data}/.stage1.done" "bpe ${bpe_vocab_size}" \
+  # The train list is part of the signature: redoing stage 0 makes stage 1 stale.
+  signature="bpe ${bpe_vocab_size} train=$(file_digest "${data}/train/data.list")"
+  if should_run 1 "${data}/.stage1.done" "${signature}" \
       "tokenizer + CMVN: ${data}/train -> ${data}/lang/{units.txt,bpe.model}, ${data}/train/global_cmvn"; then
     run_logged "${exp}/tokenizer/log/make_tokenizer.log" \
       python -m wenet_llm.bin.make_tokenizer --data "${data}/train/data.list" --mode bpe \
         --vocab-size "${bpe_vocab_size}" --out-dir "${data}/lang"
     run_logged "${exp}/cmvn/log/compute_cmvn.log" \
       python -m wenet_llm.bin.compute_cmvn --data "${data}/train/data.list" --out "${data}/train/global_cmvn" --num-workers "${nj}"
-    mark_done "${data}/.stage1.done" "bpe ${bpe_vocab_size}"
+    mark_done "${data}/.stage1.done" "${signature}"
   fi
 fi
