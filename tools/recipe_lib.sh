@@ -48,3 +48,14 @@ file_digest() {
   fi
   sha256sum "$1" | cut -c1-16
 }
+
+# export_shar_splits DATA EXP SPLIT...: also write each prepared split as lhotse Shar
+# (DATA/SPLIT/shar), what cluster-scale training reads with `format: shar`.
+export_shar_splits() {
+  local data=$1 exp=$2 split
+  shift 2
+  for split in "$@"; do
+    run_logged "${exp}/data_prep/log/export_shar_${split}.log" \
+      python -m wenet_llm.bin.export_shar --in "${data}/${split}/data.list" --out "${data}/${split}/shar"
+  done
+}

@@ -13,11 +13,12 @@ nj=$(nproc)
 corpus_dir=           # holds AISHELL-2/iOS/{data,dev,test}
 aishell1_dir=         # optional: holds data_aishell/ (AISHELL-1 dev/test become extra test sets)
 validate_config=conf/validate.yaml
+data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
 data=data
 exp=exp
 # end configuration
 
-help_message="Usage: bash run.sh --corpus_dir DIR [--aishell1_dir DIR] [--stage N] [--stop_stage N] [--force true] [--nj N]"
+help_message="Usage: bash run.sh --corpus_dir DIR [--aishell1_dir DIR] [--stage N] [--stop_stage N] [--force true] [--data_format raw|shar] [--nj N]"
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -32,14 +33,16 @@ if [ "${stop_stage}" -gt "${last_stage}" ]; then
 fi
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
+  case "${data_format}" in raw|shar) ;; *) echo "run.sh: --data_format must be raw or shar" >&2; exit 1 ;; esac
   [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the folder holding AISHELL-2/)" >&2; exit 1; }
-  if should_run 0 "${data}/.stage0.done" "corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}" \
+  if should_run 0 "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}" \
       "prepare: ${corpus_dir} -> ${data}/{train,dev,test}"; then
     run_logged "${exp}/data_prep/log/prepare_aishell2.log" \
       python -m wenet_llm.bin.prepare_corpus --corpus aishell2 --corpus-dir "${corpus_dir}" --out "${data}" \
         --config "${validate_config}" --num-jobs "${nj}"
     [ -z "${aishell1_dir}" ] || local/aishell1_test_sets.sh "${aishell1_dir}" "${data}" "${validate_config}" "${exp}"
-    mark_done "${data}/.stage0.done" "corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}"
+    [ "${data_format}" = raw ] || export_shar_splits "${data}" "${exp}" train dev
+    mark_done "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}"
   fi
 fi
 

@@ -46,12 +46,7 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
     run_logged "${exp}/data_prep/log/prepare_corpus.log" \
       python -m wenet_llm.bin.prepare_corpus --corpus demo --corpus-dir "${data}/corpus" --out "${data}" \
         --config "${validate_config}"
-    if [ "${data_format}" = shar ]; then
-      for split in train dev; do
-        run_logged "${exp}/data_prep/log/export_shar_${split}.log" \
-          python -m wenet_llm.bin.export_shar --in "${data}/${split}/data.list" --out "${data}/${split}/shar"
-      done
-    fi
+    [ "${data_format}" = raw ] || export_shar_splits "${data}" "${exp}" train dev
     mark_done "${data}/.stage0.done" "${signature}"
   fi
 fi

@@ -16,11 +16,12 @@ dev_parts="dev-clean dev-other"
 test_parts="test-clean test-other"
 bpe_vocab_size=5000
 validate_config=conf/validate.yaml
+data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
 data=data
 exp=exp
 # end configuration
 
-help_message="Usage: bash run.sh --corpus_dir DIR [--stage N] [--stop_stage N] [--force true] [--train_parts 'P ...'] [--bpe_vocab_size N] [--nj N]"
+help_message="Usage: bash run.sh --corpus_dir DIR [--stage N] [--stop_stage N] [--force true] [--data_format raw|shar] [--train_parts 'P ...'] [--bpe_vocab_size N] [--nj N]"
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -35,10 +36,11 @@ if [ "${stop_stage}" -gt "${last_stage}" ]; then
 fi
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
+  case "${data_format}" in raw|shar) ;; *) echo "run.sh: --data_format must be raw or shar" >&2; exit 1 ;; esac
   [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the LibriSpeech/ folder)" >&2; exit 1; }
   parts="${train_parts} ${dev_parts} ${test_parts}"
   test_dirs=${test_parts//-/_}  # prepare_corpus names a part's folder with '_' for '-'
-  if should_run 0 "${data}/.stage0.done" "corpus_dir=${corpus_dir} parts=${parts}" \
+  if should_run 0 "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} parts=${parts}" \
       "prepare: ${corpus_dir} -> ${data}/{train,dev,${test_dirs// /,}}"; then
     # shellcheck disable=SC2086 # the part lists are meant to split into words
     run_logged "${exp}/data_prep/log/prepare_librispeech.log" \
@@ -48,7 +50,8 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
     local/combine_parts.sh "${data}" train ${train_parts}
     # shellcheck disable=SC2086
     local/combine_parts.sh "${data}" dev ${dev_parts}
-    mark_done "${data}/.stage0.done" "corpus_dir=${corpus_dir} parts=${parts}"
+    [ "${data_format}" = raw ] || export_shar_splits "${data}" "${exp}" train dev
+    mark_done "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} parts=${parts}"
   fi
 fi
 
