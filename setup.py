@@ -52,6 +52,7 @@ setup(
             "wenet_llm-validate=wenet_llm.bin.validate:main",
             "wenet_llm-prepare-corpus=wenet_llm.bin.prepare_corpus:main",
             "wenet_llm-export-shar=wenet_llm.bin.export_shar:main",
+            "wenet_llm-compute-wer=wenet_llm.bin.compute_wer:main",
         ],
     },
 )

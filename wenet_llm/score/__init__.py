@@ -1,0 +1,1 @@
+"""Scoring: WeNet-compatible tokenisation, Levenshtein alignment and WER/CER reports."""
