@@ -1,0 +1,1 @@
+"""Models. This package never imports ``wenet_llm.data`` or ``wenet_llm.train``."""
