@@ -23,7 +23,7 @@ import yaml
 from wenet_llm.config import ConfigError, from_dict
 from wenet_llm.config.aed import AEDModelConfig
 from wenet_llm.models.aed.asr_model import ASRModel
-from wenet_llm.utils.cmvn_stats import read_cmvn
+from wenet_llm.utils.cmvn_stats import load_cmvn
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def load_wenet(train_yaml: str | os.PathLike, checkpoint: str | os.PathLike, str
                 f"{ckpt_path} has no {', '.join(cmvn_missing)} and the CMVN file "
                 f"{path!r} (cmvn_conf.cmvn_file of {yaml_path}) was not found; pass cmvn_file="
             )
-        mean, istd = read_cmvn(resolved, cmvn_spec["is_json_cmvn"])
+        mean, istd = load_cmvn(resolved)  # JSON or Kaldi text, told apart by content
         if mean.shape != (cfg.input_dim,):
             raise WenetCompatError(f"{resolved}: CMVN dim {mean.numel()} != input_dim {cfg.input_dim}")
         to_load.setdefault("encoder.global_cmvn.mean", mean)
