@@ -133,7 +133,7 @@ class AEDModelConfig:
     ``global_cmvn`` false builds the encoder without a CMVN module (no ``encoder.global_cmvn.*`` keys).
     """
 
-    vocab_size: int
+    vocab_size: int = 0  # 0: taken from the tokenizer's units.txt when the model is built
     input_dim: int = 80
     encoder: Literal["conformer"] = "conformer"
     encoder_conf: ConformerEncoderConfig = field(default_factory=ConformerEncoderConfig)
@@ -154,8 +154,8 @@ class AEDModelConfig:
         return self.vocab_size - 1 if self.eos_id is None else self.eos_id
 
     def validate(self) -> None:
-        if self.vocab_size < 2:
-            raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
+        if self.vocab_size != 0 and self.vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2 (or 0: from units.txt), got {self.vocab_size}")
         if self.input_dim <= 0:
             raise ValueError(f"input_dim must be > 0, got {self.input_dim}")
         # The conv subsampling must leave at least one frequency bin.
@@ -166,7 +166,7 @@ class AEDModelConfig:
                 f"(needs >= {min_dim})"
             )
         for name, value in (("blank_id", self.blank_id), ("sos_id", self.sos), ("eos_id", self.eos)):
-            if not 0 <= value < self.vocab_size:
+            if self.vocab_size and not 0 <= value < self.vocab_size:
                 raise ValueError(f"{name} {value} is outside the vocabulary [0, {self.vocab_size})")
         d, h = self.encoder_conf.output_size, self.decoder_conf.attention_heads
         if d % h:

@@ -56,6 +56,8 @@ class ASRModel(nn.Module):
     def __init__(self, cfg: AEDModelConfig, cmvn_mean: Optional[torch.Tensor] = None,
                  cmvn_istd: Optional[torch.Tensor] = None):
         super().__init__()
+        if cfg.vocab_size < 2:
+            raise ValueError(f"vocab_size is {cfg.vocab_size}: set it, or build the model through the tokenizer")
         self.cfg = cfg
         d = cfg.encoder_conf.output_size
         cmvn = None
