@@ -53,6 +53,7 @@ setup(
             "wenet_llm-prepare-corpus=wenet_llm.bin.prepare_corpus:main",
             "wenet_llm-export-shar=wenet_llm.bin.export_shar:main",
             "wenet_llm-compute-wer=wenet_llm.bin.compute_wer:main",
+            "wenet_llm-average-model=wenet_llm.bin.average_model:main",
         ],
     },
 )

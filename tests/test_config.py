@@ -6,12 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+import dataclasses
+
 import pytest
+import torch
 import yaml
 
 from wenet_llm.config import ConfigError, load_config, save_config, to_dict
 from wenet_llm.config.data import DataConfig, ValidateConfig
 from wenet_llm.config.demo_corpus import DemoCorpusConfig
+from wenet_llm.config.experiment import AEDExperimentConfig
+from wenet_llm.models.aed import ASRModel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,10 +144,29 @@ def test_save_roundtrip(tmp_path):
 
 def test_shipped_yaml_files_load():
     """Every YAML shipped under examples/*/conf/ is an instance of a known schema."""
-    schemas = {"demo_corpus.yaml": DemoCorpusConfig, "validate.yaml": ValidateConfig, "data.yaml": DataConfig}
+    schemas = {"demo_corpus.yaml": DemoCorpusConfig, "validate.yaml": ValidateConfig, "data.yaml": DataConfig,
+               "aed_conformer.yaml": AEDExperimentConfig, "aed_conformer_large.yaml": AEDExperimentConfig}
     shipped = sorted(REPO.glob("examples/*/*/conf/*.yaml"))
     assert shipped, "no shipped configs found"
     for path in shipped:
         assert path.name in schemas, f"{path}: no schema registered for this config in the test"
         cfg = load_config(schemas[path.name], path)
         assert to_dict(cfg)  # loads and serialises
+        if isinstance(cfg, AEDExperimentConfig):  # and builds, on the meta device (no memory, no time)
+            with torch.device("meta"):
+                model = ASRModel(dataclasses.replace(cfg.model, vocab_size=cfg.model.vocab_size or 5000))
+            assert sum(p.numel() for p in model.parameters()) > 1_000_000
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    from wenet_llm.utils.fileio import atomic_open
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_open(tmp_path / "f.txt") as f:
+            f.write("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644

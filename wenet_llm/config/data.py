@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 
 @dataclass
@@ -133,7 +133,6 @@ class DataConfig:
     filter: FilterConfig = field(default_factory=FilterConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     num_workers: int = 2
-    cmvn: Optional[str] = None  # WeNet JSON global_cmvn; applied inside the encoder, not here
 
 
 @dataclass
