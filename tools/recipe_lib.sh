@@ -59,3 +59,15 @@ export_shar_splits() {
       python -m wenet_llm.bin.export_shar --in "${data}/${split}/data.list" --out "${data}/${split}/shar"
   done
 }
+
+# python_launch NPROC MODULE ARG...: run a wenet_llm entry point in one process, or with torchrun
+# on NPROC local processes (DDP or DeepSpeed, as the training config says).
+python_launch() {
+  local nproc=$1
+  shift
+  if [ "${nproc}" -gt 1 ]; then
+    torchrun --standalone --nproc_per_node "${nproc}" -m "$@"
+  else
+    python -m "$@"
+  fi
+}

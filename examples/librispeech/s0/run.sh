@@ -2,12 +2,12 @@
 # LibriSpeech recipe (English, 960 h). Stage numbers are shared by every recipe:
 #   0 data preparation  1 tokenizer + CMVN  2 AED training  3 averaging + encoder export
 #   4 LLM SFT 1 (adapter)  5 LLM SFT 2 (encoder + adapter + LoRA)  6 contextual SFT  7 decoding + scoring
-# Stages 2-7 arrive with their issues; this recipe currently implements stages 0-1.
+# Stages 4-7 arrive with their issues; this recipe currently implements stages 0-3.
 set -euo pipefail
 
 # begin configuration
 stage=0
-stop_stage=1
+stop_stage=3
 force=false
 nj=$(nproc)
 corpus_dir=           # holds train-clean-100/ ... test-other/ (the LibriSpeech/ folder)
@@ -18,10 +18,16 @@ bpe_vocab_size=5000
 validate_config=conf/validate.yaml
 data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
 data=data
+aed_config=conf/aed_conformer.yaml
+aed_overrides=""  # space-separated KEY=VALUE overrides of the AED config, e.g. "train.max_epoch=5"
+ngpu=1            # > 1: torchrun with that many processes (DDP or DeepSpeed, as the config says)
+average_num=30
+test_sets="dev_clean dev_other test_clean test_other"
+decode_methods="ctc_greedy_search ctc_prefix_beam_search attention attention_rescoring"
 exp=exp
 # end configuration
 
-help_message="Usage: bash run.sh --corpus_dir DIR [--stage N] [--stop_stage N] [--force true] [--data_format raw|shar] [--train_parts 'P ...'] [--bpe_vocab_size N] [--nj N]"
+help_message="Usage: bash run.sh --corpus_dir DIR [--stage N] [--stop_stage N] [--force true] [--data_format raw|shar] [--aed_config F] [--aed_overrides 'K=V ...'] [--ngpu N] [--train_parts 'P ...'] [--bpe_vocab_size N] [--nj N]"
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -29,7 +35,7 @@ help_message="Usage: bash run.sh --corpus_dir DIR [--stage N] [--stop_stage N] [
 # shellcheck source=../../../tools/recipe_lib.sh
 . "${WENET_LLM_ROOT}/tools/recipe_lib.sh"
 
-last_stage=1
+last_stage=3
 if [ "${stop_stage}" -gt "${last_stage}" ]; then
   echo "run.sh: stages after ${last_stage} are not implemented in this recipe yet (asked for --stop_stage ${stop_stage})" >&2
   exit 1
@@ -66,5 +72,40 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     run_logged "${exp}/cmvn/log/compute_cmvn.log" \
       python -m wenet_llm.bin.compute_cmvn --data "${data}/train/data.list" --out "${data}/train/global_cmvn" --num-workers "${nj}"
     mark_done "${data}/.stage1.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+  # Resumable: an interrupted run continues from its latest checkpoint when the stage is rerun.
+  signature="config=$(file_digest "${aed_config}") overrides=${aed_overrides} train=$(file_digest "${data}/train/data.list")"
+  if should_run 2 "${exp}/aed/.stage2.done" "${signature}" "train the AED: ${data}/train -> ${exp}/aed/*.pt"; then
+    # The config's data paths follow --data and --data_format; --aed_overrides come last and win.
+    overrides=(--override "data.train=${data}/train/data.list" --override "data.dev=${data}/dev/data.list"
+               --override "tokenizer.units=${data}/lang/units.txt" --override "cmvn=${data}/train/global_cmvn")
+    [ ! -f "${data}/lang/bpe.model" ] || overrides+=(--override "tokenizer.bpe_model=${data}/lang/bpe.model")
+    [ "${data_format}" = raw ] || overrides+=(--override data.format=shar --override "data.train=${data}/train/shar"
+                                              --override "data.dev=${data}/dev/shar")
+    for o in ${aed_overrides}; do overrides+=(--override "${o}"); done
+    run_logged "${exp}/aed/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_aed \
+      --config "${aed_config}" --exp-dir "${exp}/aed" "${overrides[@]}"
+    mark_done "${exp}/aed/.stage2.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  avg="${exp}/aed/avg_${average_num}.pt"
+  signature="average_num=${average_num} tests=${test_sets} final=$(file_digest "${exp}/aed/final.pt")"
+  if should_run 3 "${exp}/aed/.stage3.done" "${signature}" \
+      "average + decode + export: ${exp}/aed -> ${avg}, ${exp}/aed/decode_*/, ${exp}/aed/encoder/"; then
+    run_logged "${exp}/aed/log/average.log" python -m wenet_llm.bin.average_model \
+      --dst_model "${avg}" --src_path "${exp}/aed" --num "${average_num}" --val_best
+    for test in ${test_sets}; do
+      # shellcheck disable=SC2086 # the method list is meant to split into words
+      run_logged "${exp}/aed/log/decode_${test}.log" python -m wenet_llm.bin.decode_aed --exp-dir "${exp}/aed" \
+        --checkpoint "${avg}" --test "${data}/${test}/data.list" --out "${exp}/aed/decode_${test}" --methods ${decode_methods}
+    done
+    run_logged "${exp}/aed/log/export_encoder.log" python -m wenet_llm.bin.export_encoder \
+      --exp-dir "${exp}/aed" --checkpoint "${avg}" --out "${exp}/aed/encoder"
+    mark_done "${exp}/aed/.stage3.done" "${signature}"
   fi
 fi

@@ -1,0 +1,104 @@
+"""Stages 2-3 of the AED end to end on the tiny demo corpus: train, resume, average, decode, export."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from wenet_llm.bin import average_model, decode_aed, export_encoder, train_aed
+from wenet_llm.config.data import FbankConfig
+from wenet_llm.data import formats
+from wenet_llm.data.cmvn import compute_cmvn_from_list, save_cmvn_json
+from wenet_llm.data.tokenizer import make_tokenizer
+from wenet_llm.models.aed.export import load_encoder
+from wenet_llm.train.aed import load_trained
+
+TINY = """
+model:
+  encoder_conf: {{output_size: 32, attention_heads: 2, linear_units: 64, num_blocks: 2, cnn_module_kernel: 5,
+                 conv_mask_after_glu: true}}
+  decoder_conf: {{attention_heads: 2, linear_units: 64, num_blocks: 1}}
+data:
+  train: {train}
+  dev: {dev}
+  sampler: {{max_duration: 60, num_buckets: 2}}
+  num_workers: 0
+train:
+  max_epoch: 2
+  accum_grad: 2
+  log_interval: 1
+  progress_bar: false
+  tensorboard: false
+  optim: {{lr: 0.001}}
+  scheduler: {{warmup_steps: 5}}
+tokenizer: {{units: {lang}/units.txt, bpe_model: {lang}/bpe.model}}
+cmvn: {cmvn}
+"""
+
+
+@pytest.fixture(scope="module")
+def aed_setup(small_corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("aed")
+    train = small_corpus / "train" / "data.list"
+    texts = [e["txt"] for e in formats.read_data_list(train)]
+    make_tokenizer(texts, "mixed", root / "lang", vocab_size=60)
+    save_cmvn_json(compute_cmvn_from_list(train, FbankConfig()), root / "global_cmvn")
+    conf = root / "aed.yaml"
+    conf.write_text(TINY.format(train=train, dev=small_corpus / "dev" / "data.list", lang=root / "lang",
+                                cmvn=root / "global_cmvn"))
+    return root, conf
+
+
+def test_train_resume_average_decode_export(aed_setup, small_corpus):
+    root, conf = aed_setup
+    exp = root / "exp"
+    assert train_aed.main(["--config", str(conf), "--exp-dir", str(exp), "--override", "train.max_epoch=1"]) == 0
+    assert (exp / "epoch_0.pt").is_file() and (exp / "epoch_0.yaml").is_file()
+    # Rerunning with more epochs continues from epoch_0 instead of starting again.
+    assert train_aed.main(["--config", str(conf), "--exp-dir", str(exp)]) == 0
+    info = yaml.safe_load((exp / "epoch_1.yaml").read_text())
+    assert info["epoch"] == 1 and info["step"] > 0 and "loss" in info["loss_dict"]
+    assert (exp / "final.pt").resolve() == (exp / "epoch_1.pt").resolve()
+
+    avg = exp / "avg_2.pt"
+    assert average_model.main(["--dst_model", str(avg), "--src_path", str(exp), "--num", "2", "--val_best"]) == 0
+    model, cfg = load_trained(exp, avg)
+    assert cfg.model.vocab_size == len((root / "lang" / "units.txt").read_text().splitlines())
+
+    out = exp / "decode_test"
+    test = small_corpus / "test" / "data.list"
+    assert decode_aed.main(["--exp-dir", str(exp), "--checkpoint", str(avg), "--test", str(test),
+                            "--out", str(out), "--beam-size", "3"]) == 0
+    keys = sorted(e["key"] for e in formats.read_data_list(test))
+    for method in ("ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring"):
+        lines = (out / method / "text").read_text(encoding="utf-8").splitlines()
+        assert [line.split(" ", 1)[0] for line in lines] == keys
+        assert re.search(r"^Overall -> \d+\.\d\d % N=\d+ C=\d+ S=\d+ D=\d+ I=\d+$",
+                         (out / method / "wer").read_text(encoding="utf-8"), re.M)
+
+    enc_dir = exp / "encoder"
+    assert export_encoder.main(["--exp-dir", str(exp), "--checkpoint", str(avg), "--out", str(enc_dir)]) == 0
+    encoder = load_encoder(enc_dir)
+    feats = torch.randn(2, 120, 80)
+    lens = torch.tensor([120, 90])
+    with torch.no_grad():
+        expected, mask = model.encoder(feats, lens)
+        got = encoder(feats, lens)
+    assert torch.equal(got.encoder_out, expected) and torch.equal(got.encoder_mask, mask)
+    assert (enc_dir / "bpe.model").is_file() and (enc_dir / "units.txt").is_file()
+
+
+def test_vocabulary_mismatch_is_caught_at_start_up(aed_setup, tmp_path):
+    _, conf = aed_setup
+    with pytest.raises(ValueError, match="model.vocab_size 7 !="):
+        train_aed.main(["--config", str(conf), "--exp-dir", str(tmp_path), "--override", "model.vocab_size=7"])
+
+
+def test_bad_override_is_a_clear_error(aed_setup, tmp_path, capsys):
+    _, conf = aed_setup
+    assert train_aed.main(["--config", str(conf), "--exp-dir", str(tmp_path), "--override", "train.max_epochs=3"]) == 2
+    assert "unknown key 'train.max_epochs'" in capsys.readouterr().err

@@ -1,0 +1,39 @@
+"""Stage 2: train the Conformer AED. Resumes from the latest checkpoint of --exp-dir when there is one.
+
+Single process:  python -m wenet_llm.bin.train_aed --config conf/aed_conformer.yaml --exp-dir exp/aed
+Several GPUs:    torchrun --nproc_per_node 8 -m wenet_llm.bin.train_aed --config ... --exp-dir exp/aed
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wenet_llm.config import ConfigError, load_config
+from wenet_llm.config.experiment import AEDExperimentConfig
+from wenet_llm.train.aed import train_aed
+from wenet_llm.utils.logging import setup_logging
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="YAML instance of AEDExperimentConfig")
+    p.add_argument("--exp-dir", required=True, help="checkpoints, logs and the resolved config")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.max_epoch=5")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    setup_logging()
+    try:
+        cfg = load_config(AEDExperimentConfig, args.config, args.override)
+    except ConfigError as e:
+        print(f"train_aed: {e}", file=sys.stderr)
+        return 2
+    train_aed(cfg, args.exp_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
