@@ -54,6 +54,10 @@ setup(
             "wenet_llm-export-shar=wenet_llm.bin.export_shar:main",
             "wenet_llm-compute-wer=wenet_llm.bin.compute_wer:main",
             "wenet_llm-average-model=wenet_llm.bin.average_model:main",
+            "wenet_llm-train-aed=wenet_llm.bin.train_aed:main",
+            "wenet_llm-decode-aed=wenet_llm.bin.decode_aed:main",
+            "wenet_llm-export-encoder=wenet_llm.bin.export_encoder:main",
+            "wenet_llm-finish-aed=wenet_llm.bin.finish_aed:main",
         ],
     },
 )

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from wenet_llm.bin import average_model, decode_aed, export_encoder, train_aed
+from wenet_llm.bin import average_model, decode_aed, export_encoder, finish_aed, train_aed
 from wenet_llm.config.data import FbankConfig
 from wenet_llm.data import formats
 from wenet_llm.data.cmvn import compute_cmvn_from_list, save_cmvn_json
@@ -19,13 +19,11 @@ from wenet_llm.train.aed import load_trained
 
 TINY = """
 model:
-  encoder_conf: {{output_size: 32, attention_heads: 2, linear_units: 64, num_blocks: 2, cnn_module_kernel: 5,
-                 conv_mask_after_glu: true}}
-  decoder_conf: {{attention_heads: 2, linear_units: 64, num_blocks: 1}}
+  encoder_conf: {output_size: 32, attention_heads: 2, linear_units: 64, num_blocks: 2, cnn_module_kernel: 5,
+                 conv_mask_after_glu: true}
+  decoder_conf: {attention_heads: 2, linear_units: 64, num_blocks: 1}
 data:
-  train: {train}
-  dev: {dev}
-  sampler: {{max_duration: 60, num_buckets: 2}}
+  sampler: {max_duration: 60, num_buckets: 2}
   num_workers: 0
 train:
   max_epoch: 2
@@ -33,33 +31,36 @@ train:
   log_interval: 1
   progress_bar: false
   tensorboard: false
-  optim: {{lr: 0.001}}
-  scheduler: {{warmup_steps: 5}}
-tokenizer: {{units: {lang}/units.txt, bpe_model: {lang}/bpe.model}}
-cmvn: {cmvn}
+  optim: {lr: 0.001}
+  scheduler: {warmup_steps: 5}
 """
 
 
 @pytest.fixture(scope="module")
 def aed_setup(small_corpus, tmp_path_factory):
+    """A recipe-like data dir (what stages 0-1 leave) and a tiny AED config."""
     root = tmp_path_factory.mktemp("aed")
-    train = small_corpus / "train" / "data.list"
+    data = root / "data"
+    for split in ("train", "dev", "test"):
+        (data / split).mkdir(parents=True)
+        (data / split / "data.list").write_bytes((small_corpus / split / "data.list").read_bytes())
+    train = data / "train" / "data.list"
     texts = [e["txt"] for e in formats.read_data_list(train)]
-    make_tokenizer(texts, "mixed", root / "lang", vocab_size=60)
-    save_cmvn_json(compute_cmvn_from_list(train, FbankConfig()), root / "global_cmvn")
+    make_tokenizer(texts, "mixed", data / "lang", vocab_size=60)
+    save_cmvn_json(compute_cmvn_from_list(train, FbankConfig()), data / "train" / "global_cmvn")
     conf = root / "aed.yaml"
-    conf.write_text(TINY.format(train=train, dev=small_corpus / "dev" / "data.list", lang=root / "lang",
-                                cmvn=root / "global_cmvn"))
+    conf.write_text(TINY)
     return root, conf
 
 
 def test_train_resume_average_decode_export(aed_setup, small_corpus):
     root, conf = aed_setup
     exp = root / "exp"
-    assert train_aed.main(["--config", str(conf), "--exp-dir", str(exp), "--override", "train.max_epoch=1"]) == 0
+    data = ["--data-dir", str(root / "data")]
+    assert train_aed.main(["--config", str(conf), "--exp-dir", str(exp), *data, "--override", "train.max_epoch=1"]) == 0
     assert (exp / "epoch_0.pt").is_file() and (exp / "epoch_0.yaml").is_file()
     # Rerunning with more epochs continues from epoch_0 instead of starting again.
-    assert train_aed.main(["--config", str(conf), "--exp-dir", str(exp)]) == 0
+    assert train_aed.main(["--config", str(conf), "--exp-dir", str(exp), *data]) == 0
     info = yaml.safe_load((exp / "epoch_1.yaml").read_text())
     assert info["epoch"] == 1 and info["step"] > 0 and "loss" in info["loss_dict"]
     assert (exp / "final.pt").resolve() == (exp / "epoch_1.pt").resolve()
@@ -67,10 +68,10 @@ def test_train_resume_average_decode_export(aed_setup, small_corpus):
     avg = exp / "avg_2.pt"
     assert average_model.main(["--dst_model", str(avg), "--src_path", str(exp), "--num", "2", "--val_best"]) == 0
     model, cfg = load_trained(exp, avg)
-    assert cfg.model.vocab_size == len((root / "lang" / "units.txt").read_text().splitlines())
+    assert cfg.model.vocab_size == len((root / "data" / "lang" / "units.txt").read_text().splitlines())
 
     out = exp / "decode_test"
-    test = small_corpus / "test" / "data.list"
+    test = root / "data" / "test" / "data.list"
     assert decode_aed.main(["--exp-dir", str(exp), "--checkpoint", str(avg), "--test", str(test),
                             "--out", str(out), "--beam-size", "3"]) == 0
     keys = sorted(e["key"] for e in formats.read_data_list(test))
@@ -92,10 +93,24 @@ def test_train_resume_average_decode_export(aed_setup, small_corpus):
     assert (enc_dir / "bpe.model").is_file() and (enc_dir / "units.txt").is_file()
 
 
+def test_finish_aed_stage(aed_setup):
+    root, conf = aed_setup
+    exp = root / "exp_finish"
+    data = root / "data"
+    assert train_aed.main(["--config", str(conf), "--exp-dir", str(exp), "--data-dir", str(data)]) == 0
+    assert finish_aed.main(["--exp-dir", str(exp), "--num", "2", "--data-dir", str(data), "--test-sets", "test",
+                            "dev", "--methods", "ctc_greedy_search", "attention_rescoring", "--beam-size", "2"]) == 0
+    assert (exp / "avg_2.pt").is_file() and (exp / "encoder" / "model.safetensors").is_file()
+    for name in ("test", "dev"):
+        for method in ("ctc_greedy_search", "attention_rescoring"):
+            assert (exp / f"decode_{name}" / method / "wer").read_text().count("Overall -> ") == 1
+
+
 def test_vocabulary_mismatch_is_caught_at_start_up(aed_setup, tmp_path):
-    _, conf = aed_setup
+    root, conf = aed_setup
     with pytest.raises(ValueError, match="model.vocab_size 7 !="):
-        train_aed.main(["--config", str(conf), "--exp-dir", str(tmp_path), "--override", "model.vocab_size=7"])
+        train_aed.main(["--config", str(conf), "--exp-dir", str(tmp_path), "--data-dir", str(root / "data"),
+                        "--override", "model.vocab_size=7"])
 
 
 def test_bad_override_is_a_clear_error(aed_setup, tmp_path, capsys):

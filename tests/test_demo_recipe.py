@@ -11,6 +11,19 @@ from wenet_llm.data.formats import load_shar
 from wenet_llm.data.tokenizer import load_tokenizer
 
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "demo" / "s0"
+TINY_AED = """
+model:
+  encoder_conf: {output_size: 32, attention_heads: 2, linear_units: 64, num_blocks: 1, cnn_module_kernel: 5}
+  decoder_conf: {attention_heads: 2, linear_units: 64, num_blocks: 1}
+data:
+  sampler: {num_buckets: 2}
+  num_workers: 0
+train:
+  accum_grad: 1
+  progress_bar: false
+  tensorboard: false
+  scheduler: {warmup_steps: 5}
+"""
 
 
 def run_recipe(*args: str) -> subprocess.CompletedProcess:
@@ -19,7 +32,8 @@ def run_recipe(*args: str) -> subprocess.CompletedProcess:
 
 def test_demo_stages_0_1(tmp_path):
     data, exp = tmp_path / "data", tmp_path / "exp"
-    opts = ["--num_utts", "40", "--bpe_vocab_size", "60", "--data_format", "shar", "--data", str(data), "--exp", str(exp)]
+    opts = ["--num_utts", "40", "--bpe_vocab_size", "60", "--data_format", "shar", "--data", str(data), "--exp", str(exp),
+            "--stop_stage", "1"]
     result = run_recipe(*opts)
     assert result.returncode == 0, result.stdout + result.stderr
     for split in ("train", "dev", "test", "test_hotword", "test_noisy", "noise_only"):
@@ -42,7 +56,21 @@ def test_demo_stages_0_1(tmp_path):
     changed = run_recipe(*opts[:1], "41", *opts[2:])
     assert changed.returncode == 1 and "made with other options" in changed.stderr
 
+    # Stages 2-3 with a tiny model: train (from the Shar export), average, decode, export.
+    tiny = tmp_path / "tiny_aed.yaml"
+    tiny.write_text(TINY_AED)
+    result = run_recipe(*opts[:-2], "--stage", "2", "--stop_stage", "3", "--aed_config", str(tiny),
+                        "--aed_overrides", "train.max_epoch=2 data.sampler.max_duration=60",
+                        "--average_num", "2", "--test_sets", "test noise_only", "--decode_methods", "ctc_greedy_search")
+    assert result.returncode == 0, result.stdout + result.stderr
+    resolved = (exp / "aed" / "train.yaml").read_text()
+    assert "format: shar" in resolved and str(data / "train" / "shar") in resolved
+    for name in ("test", "noise_only"):
+        assert "Overall -> " in (exp / "aed" / f"decode_{name}" / "ctc_greedy_search" / "wer").read_text()
+    assert (exp / "aed" / "encoder" / "model.safetensors").is_file()
+    assert (exp / "aed" / "log" / "train.log").stat().st_size > 0
+
 
 def test_demo_refuses_unimplemented_stages():
-    result = run_recipe("--stop_stage", "2")
+    result = run_recipe("--stop_stage", "4")
     assert result.returncode == 1 and "not implemented in this recipe yet" in result.stderr

@@ -94,7 +94,7 @@ def test_aishell2_rerun_skips(aishell2_run):
     units = tmp / "data" / "lang" / "units.txt"
     mtime = units.stat().st_mtime_ns
     proc = run_recipe("aishell2", "--corpus_dir", str(a2.root), "--aishell1_dir", str(a1.root),
-                      "--data", str(tmp / "data"), "--exp", str(tmp / "exp"), "--nj", "2")
+                      "--data", str(tmp / "data"), "--exp", str(tmp / "exp"), "--nj", "2", "--stop_stage", "1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("already done") == 2
     assert "running:" not in proc.stdout
@@ -110,7 +110,8 @@ def test_librispeech_stages_0_1(tmp_path):
     ls = make_fake_librispeech(tmp_path / "corpus")
     data = tmp_path / "data"
     proc = run_recipe("librispeech", "--corpus_dir", str(ls.root), "--train_parts", "train-clean-100",
-                      "--bpe_vocab_size", "40", "--data", str(data), "--exp", str(tmp_path / "exp"), "--nj", "2")
+                      "--bpe_vocab_size", "40", "--data", str(data), "--exp", str(tmp_path / "exp"), "--nj", "2",
+                      "--stop_stage", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [e["key"] for e in read_list(data / "train" / "data.list")] == sorted(ls.parts["train-clean-100"].texts)
     assert read_list(data / "dev" / "data.list") == (read_list(data / "dev_clean" / "data.list")
@@ -155,9 +156,9 @@ def test_missing_corpus_dir(recipe, tmp_path):
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_unimplemented_stage(recipe, tmp_path):
-    proc = run_recipe(recipe, "--corpus_dir", str(tmp_path), "--stop_stage", "2", "--data", str(tmp_path / "data"))
+    proc = run_recipe(recipe, "--corpus_dir", str(tmp_path), "--stop_stage", "4", "--data", str(tmp_path / "data"))
     assert proc.returncode == 1
-    assert "stages after 1 are not implemented in this recipe yet (asked for --stop_stage 2)" in proc.stderr
+    assert "stages after 3 are not implemented in this recipe yet (asked for --stop_stage 4)" in proc.stderr
     assert not (tmp_path / "data").exists()
 
 

@@ -11,7 +11,7 @@ import sys
 
 from wenet_llm.config import ConfigError, load_config
 from wenet_llm.config.experiment import AEDExperimentConfig
-from wenet_llm.train.aed import train_aed
+from wenet_llm.train.aed import train_aed, with_data_dir
 from wenet_llm.utils.logging import setup_logging
 
 
@@ -19,6 +19,9 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="YAML instance of AEDExperimentConfig")
     p.add_argument("--exp-dir", required=True, help="checkpoints, logs and the resolved config")
+    p.add_argument("--data-dir", default=None,
+                   help="a recipe's data dir: sets data.train/dev, tokenizer and cmvn to its standard layout")
+    p.add_argument("--data-format", default="raw", choices=["raw", "shar"], help="with --data-dir: lists or Shar")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.max_epoch=5")
     return p
 
@@ -31,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"train_aed: {e}", file=sys.stderr)
         return 2
+    if args.data_dir:
+        cfg = with_data_dir(cfg, args.data_dir, args.data_format)
     train_aed(cfg, args.exp_dir)
     return 0
 

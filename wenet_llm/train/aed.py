@@ -18,12 +18,35 @@ from wenet_llm.config import load_config
 from wenet_llm.config.experiment import AEDExperimentConfig
 from wenet_llm.data.dataset import DataStream, SpeechDataset, load_cut_set, training_cuts
 from wenet_llm.data.tokenizer import load_tokenizer
+from wenet_llm.decode.aed_decode import decode_aed
 from wenet_llm.models.aed import ASRModel
+from wenet_llm.models.aed.export import export_encoder
+from wenet_llm.train.average import average_model
 from wenet_llm.train.engine import dist_env
 from wenet_llm.train.trainer import Trainer, seed_everything
 from wenet_llm.utils.cmvn_stats import load_cmvn
 
 logger = logging.getLogger(__name__)
+
+
+def with_data_dir(cfg: AEDExperimentConfig, data_dir: str | Path, data_format: str = "raw") -> AEDExperimentConfig:
+    """Point the config at a recipe's data dir: the standard layout of stages 0-1.
+
+    ``<data>/{train,dev}/data.list`` (or ``<data>/{train,dev}/shar`` with data_format shar),
+    ``<data>/lang/units.txt`` (+ ``bpe.model`` when stage 1 made one), ``<data>/train/global_cmvn``.
+    """
+    data = Path(data_dir)
+    if data_format not in ("raw", "shar"):
+        raise ValueError(f"unknown data format {data_format!r}; valid formats: ['raw', 'shar']")
+    split = (lambda name: data / name / "shar") if data_format == "shar" else (lambda name: data / name / "data.list")
+    bpe = data / "lang" / "bpe.model"
+    return dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, train=str(split("train")), dev=str(split("dev")), format=data_format),
+        tokenizer=dataclasses.replace(cfg.tokenizer, units=str(data / "lang" / "units.txt"),
+                                      bpe_model=str(bpe) if bpe.is_file() else None),
+        cmvn=str(data / "train" / "global_cmvn"),
+    )
 
 
 def resolve_model_config(cfg: AEDExperimentConfig, tokenizer) -> AEDExperimentConfig:
@@ -88,3 +111,19 @@ def load_trained(exp_dir: str | Path, checkpoint: str | Path) -> tuple[ASRModel,
         raise ValueError(f"{checkpoint} does not match {exp_dir}/train.yaml: missing {missing}, "
                          f"unexpected {unexpected}")
     return model.eval(), cfg
+
+
+def finish_aed(exp_dir: str | Path, num: int, data_dir: str | Path, test_sets: list[str],
+               methods: list[str], beam_size: int = 10, ctc_weight: float = 0.3) -> dict[str, dict[str, str]]:
+    """Stage 3: avg_<num>.pt (best CV losses), decode_<set>/ per test set, encoder/; returns the scores."""
+    exp = Path(exp_dir)
+    avg = exp / f"avg_{num}.pt"
+    average_model(avg, exp, num, val_best=True)
+    model, cfg = load_trained(exp, avg)
+    tokenizer = load_tokenizer(cfg.tokenizer.units, cfg.tokenizer.bpe_model)
+    scores = {}
+    for name in test_sets:
+        scores[name] = decode_aed(model, tokenizer, Path(data_dir) / name / "data.list", cfg.data,
+                                  exp / f"decode_{name}", methods, beam_size, ctc_weight)
+    export_encoder(model, exp / "encoder", cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(avg))
+    return scores

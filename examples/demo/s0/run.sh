@@ -77,33 +77,21 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   # Resumable: an interrupted run continues from its latest checkpoint when the stage is rerun.
   signature="config=$(file_digest "${aed_config}") overrides=${aed_overrides} train=$(file_digest "${data}/train/data.list")"
   if should_run 2 "${exp}/aed/.stage2.done" "${signature}" "train the AED: ${data}/train -> ${exp}/aed/*.pt"; then
-    # The config's data paths follow --data and --data_format; --aed_overrides come last and win.
-    overrides=(--override "data.train=${data}/train/data.list" --override "data.dev=${data}/dev/data.list"
-               --override "tokenizer.units=${data}/lang/units.txt" --override "cmvn=${data}/train/global_cmvn")
-    [ ! -f "${data}/lang/bpe.model" ] || overrides+=(--override "tokenizer.bpe_model=${data}/lang/bpe.model")
-    [ "${data_format}" = raw ] || overrides+=(--override data.format=shar --override "data.train=${data}/train/shar"
-                                              --override "data.dev=${data}/dev/shar")
+    overrides=()
     for o in ${aed_overrides}; do overrides+=(--override "${o}"); done
-    run_logged "${exp}/aed/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_aed \
-      --config "${aed_config}" --exp-dir "${exp}/aed" "${overrides[@]}"
+    run_logged "${exp}/aed/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_aed --config "${aed_config}" \
+      --exp-dir "${exp}/aed" --data-dir "${data}" --data-format "${data_format}" "${overrides[@]}"
     mark_done "${exp}/aed/.stage2.done" "${signature}"
   fi
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  avg="${exp}/aed/avg_${average_num}.pt"
   signature="average_num=${average_num} tests=${test_sets} final=$(file_digest "${exp}/aed/final.pt")"
   if should_run 3 "${exp}/aed/.stage3.done" "${signature}" \
-      "average + decode + export: ${exp}/aed -> ${avg}, ${exp}/aed/decode_*/, ${exp}/aed/encoder/"; then
-    run_logged "${exp}/aed/log/average.log" python -m wenet_llm.bin.average_model \
-      --dst_model "${avg}" --src_path "${exp}/aed" --num "${average_num}" --val_best
-    for test in ${test_sets}; do
-      # shellcheck disable=SC2086 # the method list is meant to split into words
-      run_logged "${exp}/aed/log/decode_${test}.log" python -m wenet_llm.bin.decode_aed --exp-dir "${exp}/aed" \
-        --checkpoint "${avg}" --test "${data}/${test}/data.list" --out "${exp}/aed/decode_${test}" --methods ${decode_methods}
-    done
-    run_logged "${exp}/aed/log/export_encoder.log" python -m wenet_llm.bin.export_encoder \
-      --exp-dir "${exp}/aed" --checkpoint "${avg}" --out "${exp}/aed/encoder"
+      "average + decode + export: ${exp}/aed -> avg_${average_num}.pt, decode_{${test_sets// /,}}/, encoder/"; then
+    # shellcheck disable=SC2086 # the set and method lists are meant to split into words
+    run_logged "${exp}/aed/log/finish_aed.log" python -m wenet_llm.bin.finish_aed --exp-dir "${exp}/aed" \
+      --num "${average_num}" --data-dir "${data}" --test-sets ${test_sets} --methods ${decode_methods}
     mark_done "${exp}/aed/.stage3.done" "${signature}"
   fi
 fi
