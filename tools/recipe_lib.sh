@@ -71,3 +71,18 @@ python_launch() {
     python -m "$@"
   fi
 }
+
+# check_recipe_options LAST_STAGE: refuse a --stop_stage the recipe does not implement yet and a bad
+# --data_format, before any stage runs.
+check_recipe_options() {
+  local last_stage=$1
+  # shellcheck disable=SC2154 # stop_stage is the recipe's option, set before this is called
+  if [ "${stop_stage}" -gt "${last_stage}" ]; then
+    echo "run.sh: stages after ${last_stage} are not implemented in this recipe yet (asked for --stop_stage ${stop_stage})" >&2
+    exit 1
+  fi
+  case "${data_format:-raw}" in
+    raw|shar) ;;
+    *) echo "run.sh: --data_format must be raw or shar, got ${data_format}" >&2; exit 1 ;;
+  esac
+}

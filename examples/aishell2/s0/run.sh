@@ -32,14 +32,9 @@ help_message="Usage: bash run.sh --corpus_dir DIR [--aishell1_dir DIR] [--stage 
 # shellcheck source=../../../tools/recipe_lib.sh
 . "${WENET_LLM_ROOT}/tools/recipe_lib.sh"
 
-last_stage=3
-if [ "${stop_stage}" -gt "${last_stage}" ]; then
-  echo "run.sh: stages after ${last_stage} are not implemented in this recipe yet (asked for --stop_stage ${stop_stage})" >&2
-  exit 1
-fi
+check_recipe_options 3
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
-  case "${data_format}" in raw|shar) ;; *) echo "run.sh: --data_format must be raw or shar" >&2; exit 1 ;; esac
   [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the folder holding AISHELL-2/)" >&2; exit 1; }
   if should_run 0 "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}" \
       "prepare: ${corpus_dir} -> ${data}/{train,dev,test}"; then

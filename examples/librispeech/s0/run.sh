@@ -35,14 +35,9 @@ help_message="Usage: bash run.sh --corpus_dir DIR [--stage N] [--stop_stage N] [
 # shellcheck source=../../../tools/recipe_lib.sh
 . "${WENET_LLM_ROOT}/tools/recipe_lib.sh"
 
-last_stage=3
-if [ "${stop_stage}" -gt "${last_stage}" ]; then
-  echo "run.sh: stages after ${last_stage} are not implemented in this recipe yet (asked for --stop_stage ${stop_stage})" >&2
-  exit 1
-fi
+check_recipe_options 3
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
-  case "${data_format}" in raw|shar) ;; *) echo "run.sh: --data_format must be raw or shar" >&2; exit 1 ;; esac
   [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the LibriSpeech/ folder)" >&2; exit 1; }
   parts="${train_parts} ${dev_parts} ${test_parts}"
   test_dirs=${test_parts//-/_}  # prepare_corpus names a part's folder with '_' for '-'
