@@ -60,6 +60,12 @@ class MarkovDecoder(torch.nn.Module):
         bias = memory[:, :1, : self.table.shape[0]]  # (B, 1, V)
         return self.table[ys_in] + bias  # (B, L, V)
 
+    def forward_one_step(self, memory, memory_mask, ys, cache):
+        # The cache holds the prefix; checking it proves beam search reorders it with the beams.
+        if cache is not None:
+            assert torch.equal(cache[0], ys[:, :-1].float())
+        return self.forward(memory, memory_mask, ys, None)[:, -1].log_softmax(-1), [ys.float()]
+
 
 def brute_force_best(decoder, memory, sos, eos, vocab, max_len):
     best, best_score = None, -float("inf")

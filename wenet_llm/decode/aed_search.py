@@ -6,7 +6,9 @@
 - Attention rescoring: CTC prefix beam n-best rescored by the decoder;
   score = decoder log-prob of the hypothesis plus <eos>, plus ctc_weight x the CTC prefix score.
 
-The decoder is any module with ``forward(memory, memory_mask, ys_in, ys_in_lens) -> logits (B, L, V)``.
+Rescoring needs a decoder with ``forward(memory, memory_mask, ys_in, ys_in_lens) -> logits (B, L, V)``;
+beam search one with ``forward_one_step(memory, memory_mask, ys, cache) -> (log-probs (B, V), cache)``,
+whose per-layer cache (B, L, D) makes each step cost O(L) instead of recomputing the prefix.
 Shapes: B batch, T' encoder frames, D model dim, L tokens, V vocab. Masks: True = valid.
 """
 
@@ -24,6 +26,9 @@ NEG_INF = -float("inf")
 class AttentionDecoder(Protocol):
     def __call__(self, memory: torch.Tensor, memory_mask: torch.Tensor, ys_in: torch.Tensor,
                  ys_in_lens: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_one_step(self, memory: torch.Tensor, memory_mask: torch.Tensor, ys: torch.Tensor,
+                         cache: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
 
 
 def _log_add(*values: float) -> float:
@@ -93,11 +98,11 @@ def attention_beam_search(decoder: AttentionDecoder, memory: torch.Tensor, memor
     # Only the first beam of each utterance is live at the start, so the beams do not duplicate.
     scores = torch.tensor([0.0] + [NEG_INF] * (beam_size - 1), device=memory.device).repeat(batch).unsqueeze(1)
     ended = torch.zeros(n, 1, dtype=torch.bool, device=memory.device)
-    for step in range(1, max_len + 1):
+    cache = None
+    for _ in range(max_len):
         if bool(ended.all()):
             break
-        lens = torch.full((n,), step, dtype=torch.long, device=memory.device)
-        logp = decoder(memory, memory_mask, hyps, lens)[:, -1].log_softmax(dim=-1)  # (B*beam, V)
+        logp, cache = decoder.forward_one_step(memory, memory_mask, hyps, cache)  # (B*beam, V)
         # A finished hypothesis may only continue with <eos> at no cost.
         eos_only = torch.full_like(logp, NEG_INF)
         eos_only[:, eos] = 0.0
@@ -109,6 +114,7 @@ def attention_beam_search(decoder: AttentionDecoder, memory: torch.Tensor, memor
         source = (torch.arange(batch, device=memory.device).unsqueeze(1) * beam_size + offset // k).view(-1)
         tokens = top_ids.view(batch, beam_size * k).gather(1, offset).view(-1, 1)
         hyps = torch.cat([hyps[source], tokens], dim=1)
+        cache = [layer_cache[source] for layer_cache in cache]  # follow the surviving beams
         scores = best.view(-1, 1)
         ended = ended[source] | (tokens == eos)
     best_beam = scores.view(batch, beam_size).argmax(dim=-1)
