@@ -15,20 +15,13 @@ import soundfile as sf
 from wenet_llm.config import load_config
 from wenet_llm.config.demo_corpus import DemoCorpusConfig
 from wenet_llm.data import demo_corpus
+from wenet_llm.score.wer import read_kaldi_text
 
 ALL_SPLITS = ("train", "dev", "test", "test_hotword", "test_noisy", "noise_only")
 
 
 def read_list(split_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (split_dir / "data.list").read_text(encoding="utf-8").splitlines()]
-
-
-def kaldi_map(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, value = line.partition(" ")
-        out[key] = value
-    return out
 
 
 def test_split_sizes(small_corpus, small_corpus_config):
@@ -46,9 +39,9 @@ def test_kaldi_dirs_agree_with_lists(small_corpus):
         entries = read_list(d)
         keys = [e["key"] for e in entries]
         assert keys == sorted(keys) and len(set(keys)) == len(keys)
-        wav_scp, text, utt2spk, utt2dur = (kaldi_map(d / n) for n in ("wav.scp", "text", "utt2spk", "utt2dur"))
+        wav_scp, text, utt2spk, utt2dur = (read_kaldi_text(d / n) for n in ("wav.scp", "text", "utt2spk", "utt2dur"))
         assert list(wav_scp) == keys and list(text) == keys and list(utt2spk) == keys and list(utt2dur) == keys
-        spk2utt = kaldi_map(d / "spk2utt")
+        spk2utt = read_kaldi_text(d / "spk2utt")
         assert sorted(u for utts in spk2utt.values() for u in utts.split()) == keys
         for e in entries:
             assert wav_scp[e["key"]] == e["wav"] and text[e["key"]] == e["txt"]
@@ -78,7 +71,7 @@ def test_transcripts_are_normalised_and_bilingual(small_corpus):
 
 def test_hotword_lists_contain_targets_and_distractors(small_corpus, small_corpus_config):
     entries = read_list(small_corpus / "test_hotword")
-    utt2hotwords = {k: json.loads(v) for k, v in kaldi_map(small_corpus / "test_hotword" / "utt2hotwords").items()}
+    utt2hotwords = {k: json.loads(v) for k, v in read_kaldi_text(small_corpus / "test_hotword" / "utt2hotwords").items()}
     for e in entries:
         assert e["entities"], f"{e['key']} names no entity"
         assert utt2hotwords[e["key"]] == e["hotwords"]

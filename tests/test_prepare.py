@@ -13,21 +13,20 @@ import pytest
 from fake_corpora import make_fake_aishell1, make_fake_aishell2, make_fake_librispeech
 
 from wenet_llm.bin import prepare_corpus as prepare_cli
-from wenet_llm.data.prepare import DEMO_SPLITS, UnknownNameError, check_layout, prepare_corpus, prepare_demo
+from wenet_llm.data.prepare import (
+    DEMO_SPLITS,
+    UnknownNameError,
+    check_layout,
+    prepare_corpus,
+    prepare_demo,
+)
+from wenet_llm.score.wer import read_kaldi_text
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def read_list(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def kaldi_map(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, value = line.partition(" ")
-        out[key] = value
-    return out
 
 
 def check_prepared(fake, out: Path, summary: dict, lang: str, suffix: str) -> None:
@@ -45,10 +44,10 @@ def check_prepared(fake, out: Path, summary: dict, lang: str, suffix: str) -> No
             wav = Path(e["wav"])
             assert wav.is_absolute() and wav.is_file() and wav.name == e["key"] + suffix, e
             assert 0.5 <= e["duration"] <= 1.5
-        assert kaldi_map(d / "text") == {e["key"]: e["txt"] for e in entries}
-        assert kaldi_map(d / "wav.scp") == {e["key"]: e["wav"] for e in entries}
-        assert kaldi_map(d / "utt2spk") == {e["key"]: e["spk"] for e in entries}
-        spk2utt = kaldi_map(d / "spk2utt")
+        assert read_kaldi_text(d / "text") == {e["key"]: e["txt"] for e in entries}
+        assert read_kaldi_text(d / "wav.scp") == {e["key"]: e["wav"] for e in entries}
+        assert read_kaldi_text(d / "utt2spk") == {e["key"]: e["spk"] for e in entries}
+        spk2utt = read_kaldi_text(d / "spk2utt")
         assert {s: sorted(u.split()) for s, u in spk2utt.items()} == {
             s: sorted(k for k in keys if expected.speakers[k] == s) for s in set(expected.speakers.values())}
         # The report on disk and the returned summary both count what lhotse dropped.
