@@ -419,6 +419,33 @@ def test_masks_and_output_lengths(input_layer, rule):
         assert "embed.linear.weight" in dict(model.encoder.named_parameters())
 
 
+@pytest.mark.parametrize("input_layer", ["conv2d", "conv2d6", "conv2d8"])
+def test_inference_convolutions_equal_training_ones(input_layer):
+    # Without autograd the front end runs channels-last convolutions on CPU (faster); same math.
+    model = tiny_model(cfg=tiny_cfg(input_layer=input_layer))
+    feats, lens, _, _ = batch()
+    with torch.no_grad():
+        fast, fast_mask = model.encoder(feats, lens)
+    slow, slow_mask = model.encoder(feats, lens)
+    assert slow.requires_grad and not fast.requires_grad
+    torch.testing.assert_close(fast, slow.detach(), atol=ATOL, rtol=0)
+    assert torch.equal(fast_mask, slow_mask)
+
+
+def test_fully_masked_attention_row_is_zero():
+    # A query whose keys are all masked gets zero attention (no NaN), in both attention paths.
+    attn = tiny_model().decoder.decoders[0].self_attn
+    x = torch.randn(2, 4, 8)
+    mask = torch.tensor([[True, True, False, False], [False, False, False, False]])[:, None, :]
+    for use_sdpa in (False, True):
+        attn.use_sdpa = use_sdpa
+        with torch.no_grad():
+            out = attn(x, x, x, mask)
+        assert torch.isfinite(out).all()
+        # All keys masked: the output is linear_out's bias alone.
+        torch.testing.assert_close(out[1], attn.linear_out.bias.expand(4, 8), atol=ATOL, rtol=0)
+
+
 def test_padding_invariance():
     """Each utterance alone == the same utterance in a padded batch (eval mode, valid frames).
 

@@ -22,13 +22,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wenet_llm.models.aed.dropout import Dropout
 
-def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """scores (B, H, Lq, Lk), mask broadcastable bool (True = valid) -> probabilities in scores' dtype."""
+
+def _masked_softmax_(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """scores (B, H, Lq, Lk), mask broadcastable bool (True = valid) -> probabilities in scores' dtype.
+
+    Masks ``scores`` in place (callers pass a fresh matmul output, which autograd does not keep).
+    """
     # float32 at least (fp16/bf16 scores), but never downcast float64.
     dtype = torch.promote_types(scores.dtype, torch.float32)
-    scores = scores.masked_fill(~mask, float("-inf"))
-    probs = torch.softmax(scores.to(dtype), dim=-1).masked_fill(~mask, 0.0)
+    invalid = ~mask
+    probs = torch.softmax(scores.masked_fill_(invalid, float("-inf")).to(dtype), dim=-1)
+    # exp(-inf) is already 0 wherever a row has a valid key; only fully masked rows (NaN) need the fill.
+    if not bool(mask.any(dim=-1).all()):
+        probs = probs.masked_fill(invalid, 0.0)
     return probs.to(scores.dtype)
 
 
@@ -49,7 +57,7 @@ class MultiHeadedAttention(nn.Module):
         self.linear_v = nn.Linear(n_feat, n_feat)
         self.linear_out = nn.Linear(n_feat, n_feat)
         self.dropout_rate = dropout_rate
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         self.use_sdpa = use_sdpa
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,23 +69,32 @@ class MultiHeadedAttention(nn.Module):
         return self.linear_out(x.transpose(1, 2).reshape(b, t, self.h * self.d_k))  # (B, H, T, d_k) -> (B, T, D)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+                pos: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         """q (B, H, Lq, d_k) (u-bias already added), k/v (B, H, Lk, d_k), mask (B, 1|Lq, Lk),
-        bias (B, H, Lq, Lk) unscaled bd or None -> merged output (B, Lq, D)."""
+        pos = (q_v (B, H, Lq, d_k), p (1, H, Lk, d_k)) for the positional term bd = q_v p^T, or None
+        -> merged output (B, Lq, D)."""
         mask = mask.unsqueeze(1)  # (B, 1, 1|Lq, Lk): broadcast over heads
         if self.use_sdpa:
             attn_bias = _additive_mask(mask, q.dtype)
-            if bias is not None:
-                attn_bias = attn_bias + bias / math.sqrt(self.d_k)
+            if pos is not None:
+                q_v, p = pos
+                attn_bias = attn_bias + torch.matmul(q_v, p.transpose(-2, -1)) / math.sqrt(self.d_k)
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_bias, dropout_p=self.dropout_rate if self.training else 0.0,
                 scale=1.0 / math.sqrt(self.d_k),
             )
+            empty_rows = ~mask.any(dim=-1, keepdim=True)  # SDPA spreads such a row evenly; WeNet zeroes it
+            if bool(empty_rows.any()):
+                out = out.masked_fill(empty_rows, 0.0)
             return self._merge(out)
-        scores = torch.matmul(q, k.transpose(-2, -1))  # (B, H, Lq, Lk)
-        if bias is not None:
-            scores = scores + bias
-        probs = _masked_softmax(scores / math.sqrt(self.d_k), mask)
+        if pos is None:
+            scores = torch.matmul(q, k.transpose(-2, -1))  # (B, H, Lq, Lk)
+        else:
+            # ac + bd = [q_u, q_v] [k, p]^T: one matmul over 2 d_k instead of two and an add.
+            q_v, p = pos
+            scores = torch.matmul(torch.cat([q, q_v], dim=-1),
+                                  torch.cat([k, p.expand_as(k)], dim=-1).transpose(-2, -1))
+        probs = _masked_softmax_(scores.div_(math.sqrt(self.d_k)), mask)
         return self._merge(torch.matmul(self.dropout(probs), v))
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -106,5 +123,4 @@ class RelPositionMultiHeadedAttention(MultiHeadedAttention):
         p = self._heads(self.linear_pos(pos_emb))  # (1, H, T', d_k)
         q_u = q + self.pos_bias_u.unsqueeze(1)  # (H, 1, d_k) broadcast over positions
         q_v = q + self.pos_bias_v.unsqueeze(1)
-        bd = torch.matmul(q_v, p.transpose(-2, -1))  # (B, H, T', T'); no rel_shift (WeNet)
-        return self._attend(q_u, k, v, mask, bias=bd)
+        return self._attend(q_u, k, v, mask, pos=(q_v, p))  # bd = q_v p^T: no rel_shift (WeNet)

@@ -27,6 +27,7 @@ from torch.utils.checkpoint import checkpoint
 from wenet_llm.config.aed import ConformerEncoderConfig
 from wenet_llm.models.aed.attention import RelPositionMultiHeadedAttention
 from wenet_llm.models.aed.cmvn import GlobalCMVN
+from wenet_llm.models.aed.dropout import Dropout
 from wenet_llm.models.aed.embedding import RelPositionalEncoding
 from wenet_llm.models.aed.masks import valid_mask
 from wenet_llm.models.aed.modules import ConvolutionModule, PositionwiseFeedForward, make_activation
@@ -77,7 +78,7 @@ class ConformerEncoderLayer(nn.Module):
             self.norm_final = nn.LayerNorm(d, eps=1e-5)
         self.ff_scale = 0.5 if cfg.macaron_style else 1.0
         self.normalize_before = cfg.normalize_before
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        self.dropout = Dropout(cfg.dropout_rate)
 
     def _residual(self, x: torch.Tensor, norm: nn.Module, fn, scale: float = 1.0) -> torch.Tensor:
         if self.normalize_before:

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from wenet_llm.models.aed.dropout import Dropout
+
 MAX_LEN = 5000  # WeNet's table length: about 200 s after 4x subsampling
 
 
@@ -33,7 +35,7 @@ class _SinusoidBase(nn.Module):
         self.d_model = d_model
         self.xscale = math.sqrt(d_model)
         self.max_len = max_len
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         self.register_buffer("pe", sinusoid_table(max_len, d_model))
 
     def reset_pe(self) -> None:

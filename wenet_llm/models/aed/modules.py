@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from wenet_llm.models.aed.dropout import Dropout
+
 ACTIVATIONS = {"swish": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
 
 
@@ -21,7 +23,7 @@ class PositionwiseFeedForward(nn.Module):
         super().__init__()
         self.w_1 = nn.Linear(d_model, hidden)
         self.activation = activation
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         self.w_2 = nn.Linear(hidden, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

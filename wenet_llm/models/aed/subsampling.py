@@ -16,6 +16,7 @@ lives in this module as in WeNet.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from wenet_llm.models.aed.embedding import RelPositionalEncoding
@@ -64,7 +65,11 @@ class Conv2dSubsampling(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, T, F), mask (B, 1, T) -> x (B, T', D), pos_emb (1, T', D), mask (B, 1, T')."""
-        x = self.conv(x.unsqueeze(1))  # (B, 1, T, F) -> (B, D, T', F')
+        x = x.unsqueeze(1)  # (B, 1, T, F)
+        if not torch.is_grad_enabled() and x.device.type == "cpu":
+            x = self._channels_last_convs(x)
+        else:
+            x = self.conv(x)  # (B, D, T', F')
         b, c, t, f = x.shape
         x = x.transpose(1, 2).reshape(b, t, c * f)  # (B, T', D*F'), index c*F' + f
         x = self.out(x) if self.input_layer == "conv2d" else self.linear(x)
@@ -72,3 +77,26 @@ class Conv2dSubsampling(nn.Module):
         for k, s in self.layers:
             mask = mask[:, :, k - 1::s]
         return x, pos_emb, mask
+
+    def _channels_last_convs(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference on CPU, (B, 1, T, F) -> (B, D, T', F') with channels-last strides.
+
+        oneDNN's channels-last convolutions are ~1.5x faster than NCHW ones in inference (in training
+        its NCHW backward is the faster one). The first, single-channel convolution is a patch matrix
+        product, whose output is channels-last already, so no layout conversion of the largest
+        activation is needed. Same result up to float rounding.
+        """
+        for layer in self.conv:
+            if not isinstance(layer, nn.Conv2d):
+                x = layer(x)
+            elif layer.in_channels == 1:
+                (k, _), (s, _) = layer.kernel_size, layer.stride
+                patches = x[:, 0].unfold(1, k, s).unfold(2, k, s)  # (B, T1, F1, k, k)
+                b, t, f = patches.shape[:3]
+                out = torch.addmm(layer.bias, patches.reshape(b * t * f, k * k),
+                                  layer.weight.reshape(layer.out_channels, k * k).t())
+                x = out.view(b, t, f, layer.out_channels).permute(0, 3, 1, 2)
+            else:
+                weight = layer.weight.contiguous(memory_format=torch.channels_last)
+                x = F.conv2d(x.contiguous(memory_format=torch.channels_last), weight, layer.bias, layer.stride)
+        return x

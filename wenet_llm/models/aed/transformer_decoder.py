@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from wenet_llm.config.aed import TransformerDecoderConfig
 from wenet_llm.models.aed.attention import MultiHeadedAttention
+from wenet_llm.models.aed.dropout import Dropout
 from wenet_llm.models.aed.embedding import PositionalEncoding
 from wenet_llm.models.aed.masks import causal_mask, valid_mask
 from wenet_llm.models.aed.modules import PositionwiseFeedForward
@@ -35,7 +36,7 @@ class DecoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(d_model, eps=1e-5)
         self.norm2 = nn.LayerNorm(d_model, eps=1e-5)
         self.norm3 = nn.LayerNorm(d_model, eps=1e-5)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        self.dropout = Dropout(cfg.dropout_rate)
         self.normalize_before = cfg.normalize_before
 
     def forward(self, x: torch.Tensor, tgt_mask: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor,
