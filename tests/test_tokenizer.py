@@ -278,3 +278,17 @@ def test_cli_errors(tmp_path, capsys):
         make_tokenizer_bin.main(["--data", "x", "--mode", "word", "--out-dir", str(out)])
     with pytest.raises(TokenizerError, match="valid: char, bpe, mixed"):
         make_tokenizer(["a"], "word", out)
+
+
+def test_char_build_removes_a_stale_bpe_model(tmp_path, caplog):
+    data = tmp_path / "data.list"
+    _write_data_list(data, [t.lower() for t in _english_sentences(300)])
+    out = tmp_path / "lang"
+    assert make_tokenizer_bin.main(["--data", str(data), "--mode", "bpe", "--out-dir", str(out),
+                                    "--vocab-size", "60"]) == 0
+    assert (out / "bpe.model").is_file()
+    with caplog.at_level("WARNING"):
+        assert make_tokenizer_bin.main(["--data", str(data), "--mode", "char", "--out-dir", str(out)]) == 0
+    assert not (out / "bpe.model").exists() and not (out / "bpe.vocab").exists()
+    assert "removing" in caplog.text
+    assert isinstance(load_tokenizer(out / "units.txt"), CharTokenizer)

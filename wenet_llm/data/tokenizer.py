@@ -355,6 +355,11 @@ def make_tokenizer(texts: Iterable[str], mode: str, out_dir: str | os.PathLike, 
     summary: dict = {"mode": mode, "num_texts": len(texts), "units": str(units_path)}
     if mode == "char":
         units = build_char_units(texts, units_path)
+        # A bpe.model left by an earlier bpe/mixed build would make readers of this dir pick BPE.
+        for stale in (out_dir / "bpe.model", out_dir / "bpe.vocab"):
+            if stale.exists():
+                logger.warning("removing %s: left by an earlier bpe/mixed build, not part of char units", stale)
+                stale.unlink()
     else:
         num_cjk = sum(1 for t in texts if _CJK_RE.search(t))
         if mode == "bpe" and num_cjk:
