@@ -32,7 +32,7 @@ def run_recipe(*args: str) -> subprocess.CompletedProcess:
 
 def test_demo_stages_0_1(tmp_path):
     data, exp = tmp_path / "data", tmp_path / "exp"
-    opts = ["--num_utts", "40", "--bpe_vocab_size", "60", "--data_format", "shar", "--data", str(data), "--exp", str(exp),
+    opts = ["--num_utts", "40", "--unit_type", "mixed", "--bpe_vocab_size", "60", "--data_format", "shar", "--data", str(data), "--exp", str(exp),
             "--stop_stage", "1"]
     result = run_recipe(*opts)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -69,6 +69,17 @@ def test_demo_stages_0_1(tmp_path):
         assert "Overall -> " in (exp / "aed" / f"decode_{name}" / "ctc_greedy_search" / "wer").read_text()
     assert (exp / "aed" / "encoder" / "model.safetensors").is_file()
     assert (exp / "aed" / "log" / "train.log").stat().st_size > 0
+
+    # Char units (the demo's default) replace the mixed ones, and the trained AED is then stale.
+    char_opts = [o if o != "mixed" else "char" for o in opts[:-2]]
+    result = run_recipe(*char_opts, "--stage", "1", "--stop_stage", "1", "--force", "true")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (data / "lang" / "bpe.model").exists()
+    tokenizer = load_tokenizer(data / "lang" / "units.txt")
+    assert "A" in tokenizer.units and "\u2581" in tokenizer.units
+    stale = run_recipe(*char_opts, "--stage", "2", "--stop_stage", "2", "--aed_config", str(tiny),
+                       "--aed_overrides", "train.max_epoch=2 data.sampler.max_duration=60")
+    assert stale.returncode == 1 and "made with other options" in stale.stderr
 
 
 def test_demo_refuses_unimplemented_stages():

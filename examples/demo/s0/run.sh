@@ -15,7 +15,8 @@ num_utts=3000
 seed=0
 corpus_config=conf/demo_corpus.yaml
 validate_config=conf/validate.yaml
-bpe_vocab_size=300
+unit_type=char    # char: Hanzi + English letters (what a few CPU epochs can learn); mixed: Hanzi + English BPE
+bpe_vocab_size=300  # English BPE pieces with unit_type=mixed
 data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
 data=data
 aed_config=conf/aed_conformer.yaml
@@ -27,7 +28,7 @@ decode_methods="ctc_greedy_search attention_rescoring"  # attention beam search 
 exp=exp
 # end configuration
 
-help_message="Usage: bash run.sh [--stage N] [--stop_stage N] [--force true] [--num_utts N] [--seed S] [--bpe_vocab_size N] [--data_format raw|shar] [--aed_config F] [--aed_overrides 'K=V ...'] [--ngpu N] [--nj N]"
+help_message="Usage: bash run.sh [--stage N] [--stop_stage N] [--force true] [--num_utts N] [--seed S] [--unit_type char|mixed] [--bpe_vocab_size N] [--data_format raw|shar] [--aed_config F] [--aed_overrides 'K=V ...'] [--ngpu N] [--nj N]"
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -54,13 +55,20 @@ fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   # The train list is part of the signature: redoing stage 0 makes stage 1 stale.
-  signature="mixed ${bpe_vocab_size} train=$(file_digest "${data}/train/data.list")"
+  case "${unit_type}" in
+    char) tokenizer_args=(--mode char) ;;
+    mixed) tokenizer_args=(--mode mixed --vocab-size "${bpe_vocab_size}") ;;
+    *) echo "$0: --unit_type must be char or mixed, got '${unit_type}'" >&2; exit 1 ;;
+  esac
+  # The train list is part of the signature: redoing stage 0 makes stage 1 stale.
+  signature="${tokenizer_args[*]} train=$(file_digest "${data}/train/data.list")"
   if should_run 1 "${data}/.stage1.done" "${signature}" \
-      "tokenizer + CMVN: ${data}/train -> ${data}/lang/{units.txt,bpe.model}, ${data}/train/global_cmvn"; then
-    # Mixed units: Hanzi characters plus English BPE pieces (WeNet's bpe tokenizer semantics).
+      "tokenizer + CMVN: ${data}/train -> ${data}/lang/units.txt (+ bpe.model for mixed), ${data}/train/global_cmvn"; then
+    # char: every Hanzi and English letter is a unit, a space is "▁" (WeNet's char units);
+    # mixed: Hanzi characters plus English BPE pieces (WeNet's bpe tokenizer semantics).
     run_logged "${exp}/tokenizer/log/make_tokenizer.log" \
-      python -m wenet_llm.bin.make_tokenizer --data "${data}/train/data.list" --mode mixed \
-        --vocab-size "${bpe_vocab_size}" --out-dir "${data}/lang"
+      python -m wenet_llm.bin.make_tokenizer --data "${data}/train/data.list" "${tokenizer_args[@]}" \
+        --out-dir "${data}/lang"
     run_logged "${exp}/cmvn/log/compute_cmvn.log" \
       python -m wenet_llm.bin.compute_cmvn --data "${data}/train/data.list" --out "${data}/train/global_cmvn" \
         --num-workers "${nj}"
@@ -70,7 +78,7 @@ fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   # Resumable: an interrupted run continues from its latest checkpoint when the stage is rerun.
-  signature="config=$(file_digest "${aed_config}") overrides=${aed_overrides} train=$(file_digest "${data}/train/data.list")"
+  signature="config=$(file_digest "${aed_config}") overrides=${aed_overrides} train=$(file_digest "${data}/train/data.list") units=$(file_digest "${data}/lang/units.txt")"
   if should_run 2 "${exp}/aed/.stage2.done" "${signature}" "train the AED: ${data}/train -> ${exp}/aed/*.pt"; then
     overrides=()
     for o in ${aed_overrides}; do overrides+=(--override "${o}"); done
