@@ -69,6 +69,7 @@ def test_demo_stages_0_1(tmp_path):
         assert "Overall -> " in (exp / "aed" / f"decode_{name}" / "ctc_greedy_search" / "wer").read_text()
     assert (exp / "aed" / "encoder" / "model.safetensors").is_file()
     assert (exp / "aed" / "log" / "train.log").stat().st_size > 0
+    assert (exp / "aed" / ".started").read_text() == (exp / "aed" / ".stage2.done").read_text()
 
     # Char units (the demo's default) replace the mixed ones, and the trained AED is then stale.
     char_opts = [o if o != "mixed" else "char" for o in opts[:-2]]

@@ -167,3 +167,27 @@ def test_unknown_option(recipe):
     proc = run_recipe(recipe, "--corpus-dirr", "/x")
     assert proc.returncode == 1
     assert "run.sh: unknown option --corpus-dirr" in proc.stderr
+
+
+def claim(tmp: Path, signature: str, force: str = "false") -> subprocess.CompletedProcess:
+    script = f'force={force}; . "{REPO}/tools/recipe_lib.sh"; claim_stage_dir "{tmp}/aed" "{signature}"'
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+
+
+def test_claim_stage_dir_resumes_only_the_same_run(tmp_path):
+    assert claim(tmp_path, "config=a").returncode == 0
+    (tmp_path / "aed" / "epoch_1.pt").write_text("checkpoint of run a")
+    # Same options: the dir (and its checkpoints) is kept, so the stage resumes.
+    assert claim(tmp_path, "config=a").returncode == 0
+    assert (tmp_path / "aed" / "epoch_1.pt").is_file()
+    # Other options: refused, nothing touched.
+    other = claim(tmp_path, "config=b")
+    assert other.returncode == 1 and "started with other options" in other.stderr
+    assert (tmp_path / "aed" / "epoch_1.pt").is_file()
+    # --force true: the old run is moved aside and the new one starts empty.
+    forced = claim(tmp_path, "config=b", force="true")
+    assert forced.returncode == 0, forced.stderr
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("aed.replaced-")]
+    assert len(aside) == 1 and (aside[0] / "epoch_1.pt").read_text() == "checkpoint of run a"
+    assert sorted(p.name for p in (tmp_path / "aed").iterdir()) == [".started"]
+    assert (tmp_path / "aed" / ".started").read_text().strip() == "config=b"

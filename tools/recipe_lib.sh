@@ -40,6 +40,30 @@ run_logged() {
   "$@" 2>&1 | tee "${log_file}"
 }
 
+# claim_stage_dir DIR SIGNATURE: make DIR the working dir of a resumable stage run with SIGNATURE.
+# Rerunning a stage resumes what DIR holds, which is right only for a run started with the same
+# options: a DIR started with other options is an error, and under --force true the old contents are
+# moved aside to DIR.replaced-<time> so that a forced redo starts fresh instead of resuming another
+# configuration's checkpoints.
+claim_stage_dir() {
+  local dir=$1 signature=$2 stamp="$1/.started" aside
+  if [ -d "${dir}" ] && [ -n "$(ls -A "${dir}")" ]; then
+    if [ "${force:-false}" = true ]; then
+      aside="${dir}.replaced-$(date +%Y%m%d-%H%M%S)"
+      log "--force true: moving the earlier ${dir} to ${aside}"
+      mv "${dir}" "${aside}"
+    elif [ -f "${stamp}" ] && [ "$(cat "${stamp}")" != "${signature}" ]; then
+      echo "${dir} holds a run started with other options:" >&2
+      echo "  before: $(cat "${stamp}")" >&2
+      echo "  now:    ${signature}" >&2
+      echo "Rerun with --force true (the old run is moved aside) or choose another --exp." >&2
+      exit 1
+    fi
+  fi
+  mkdir -p "${dir}"
+  echo "${signature}" > "${stamp}"
+}
+
 # file_digest FILE: a short content hash, so a stage's signature changes when its input does.
 file_digest() {
   if [ ! -f "$1" ]; then

@@ -60,9 +60,11 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
-  # Resumable: an interrupted run continues from its latest checkpoint when the stage is rerun.
-  signature="config=$(file_digest "${aed_config}") overrides=${aed_overrides} train=$(file_digest "${data}/train/data.list")"
+  # Resumable: an interrupted run continues from its latest checkpoint when the stage is rerun
+  # with the same options (--force true starts afresh, moving the old run aside).
+  signature="config=$(file_digest "${aed_config}") overrides=${aed_overrides} train=$(file_digest "${data}/train/data.list") units=$(file_digest "${data}/lang/units.txt")"
   if should_run 2 "${exp}/aed/.stage2.done" "${signature}" "train the AED: ${data}/train -> ${exp}/aed/*.pt"; then
+    claim_stage_dir "${exp}/aed" "${signature}"
     overrides=()
     for o in ${aed_overrides}; do overrides+=(--override "${o}"); done
     run_logged "${exp}/aed/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_aed --config "${aed_config}" \
