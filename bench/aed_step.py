@@ -22,7 +22,7 @@ from wenet_llm.config.aed import AEDModelConfig
 from wenet_llm.models.aed import ASRModel
 
 
-def timed(fn, repeats: int, sync) -> float:
+def timed(fn, repeats: int, sync) -> list[float]:
     fn()  # warm-up
     sync()
     times = []
@@ -31,7 +31,12 @@ def timed(fn, repeats: int, sync) -> float:
         fn()
         sync()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def summary(times: list[float]) -> str:
+    # The spread is printed because shared 2-core machines vary by 10-20 % from minute to minute.
+    return f"{statistics.median(times):.3f} s  (median of {len(times)}; min {min(times):.3f}, max {max(times):.3f})"
 
 
 def main() -> None:
@@ -76,8 +81,8 @@ def main() -> None:
     enc = timed(encoder_only, args.repeats, sync)
     print(f"model: {params / 1e6:.1f}M params; batch {args.batch} x {args.seconds:g} s; device {device}; "
           f"threads {torch.get_num_threads()}; sdpa {args.sdpa}; {args.precision}")
-    print(f"train step (forward + backward): {step:.3f} s  (median of {args.repeats})")
-    print(f"encoder-only forward:            {enc:.3f} s  (median of {args.repeats})")
+    print(f"train step (forward + backward): {summary(step)}")
+    print(f"encoder-only forward:            {summary(enc)}")
 
 
 if __name__ == "__main__":

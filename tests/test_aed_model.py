@@ -432,6 +432,30 @@ def test_inference_convolutions_equal_training_ones(input_layer):
     assert torch.equal(fast_mask, slow_mask)
 
 
+@pytest.mark.parametrize("norm", ["batch_norm", "layer_norm"])
+def test_conv_module_matches_conv1d_computation(norm):
+    # WeNet's layout, written with Conv1d ops: (B, C, T) through pointwise, GLU, depthwise, norm, pointwise.
+    from wenet_llm.models.aed.modules import ConvolutionModule
+    torch.manual_seed(0)
+    conv = ConvolutionModule(8, 5, torch.nn.SiLU(), norm=norm)
+    for p in conv.parameters():
+        torch.nn.init.normal_(p)
+    if norm == "batch_norm":
+        conv.norm.running_mean.normal_()
+        conv.norm.running_var.uniform_(0.5, 2.0)
+    conv.eval()
+    x = torch.randn(2, 11, 8)
+    ok = (torch.arange(11)[None] < torch.tensor([11, 7])[:, None])[:, None]  # (B, 1, T)
+    y = F.conv1d(x.transpose(1, 2).masked_fill(~ok, 0.0), conv.pointwise_conv1.weight, conv.pointwise_conv1.bias)
+    y = F.glu(y, dim=1)
+    y = F.conv1d(y, conv.depthwise_conv.weight, conv.depthwise_conv.bias, padding=2, groups=8)
+    y = conv.norm(y) if norm == "batch_norm" else conv.norm(y.transpose(1, 2)).transpose(1, 2)
+    y = F.conv1d(F.silu(y), conv.pointwise_conv2.weight, conv.pointwise_conv2.bias)
+    expected = y.masked_fill(~ok, 0.0).transpose(1, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x, ok), expected, atol=ATOL, rtol=1e-5)
+
+
 def test_fully_masked_attention_row_is_zero():
     # A query whose keys are all masked gets zero attention (no NaN), in both attention paths.
     attn = tiny_model().decoder.decoders[0].self_attn

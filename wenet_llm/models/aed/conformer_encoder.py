@@ -81,9 +81,10 @@ class ConformerEncoderLayer(nn.Module):
         self.dropout = Dropout(cfg.dropout_rate)
 
     def _residual(self, x: torch.Tensor, norm: nn.Module, fn, scale: float = 1.0) -> torch.Tensor:
+        # add(alpha=) fuses the scaling into the residual sum (scale is 0.5 or 1: exact either way).
         if self.normalize_before:
-            return x + scale * self.dropout(fn(norm(x)))
-        return norm(x + scale * self.dropout(fn(x)))
+            return torch.add(x, self.dropout(fn(norm(x))), alpha=scale)
+        return norm(torch.add(x, self.dropout(fn(x)), alpha=scale))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, pos_emb: torch.Tensor) -> torch.Tensor:
         """x (B, T', D), mask (B, 1, T') bool, pos_emb (1, T', D) -> (B, T', D)."""

@@ -1,0 +1,19 @@
+"""The benchmark scripts run and print their figures (tiny sizes here; the real figures are in RESULTS.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_aed_step_bench_prints_its_figures():
+    proc = subprocess.run([sys.executable, "bench/aed_step.py", "--batch", "1", "--seconds", "1", "--repeats", "2",
+                           "--threads", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "46.2M params" in proc.stdout
+    for label in ("train step (forward + backward):", "encoder-only forward:"):
+        line = next(x for x in proc.stdout.splitlines() if x.startswith(label))
+        assert "median of 2" in line and " s " in line
