@@ -29,13 +29,17 @@ def test_drop_rate_and_scale(p):
     torch.testing.assert_close(kept, torch.full_like(kept, 1 / (1 - q)), rtol=0, atol=0)
 
 
-def test_adjacent_elements_are_independent():
-    # Two 16-bit uniforms come from one 32-bit draw: their drop decisions must still be independent.
+def test_elements_sharing_a_draw_are_independent():
+    # Four 16-bit uniforms come from one 64-bit draw: each lane must drop at rate p, and the drop
+    # decisions of any two lanes must be independent.
     p = 0.3
-    mask = drop_mask(p).view(-1, 2)
-    both = (mask[:, 0] & mask[:, 1]).float().mean().item()
-    sigma = (p * p * (1 - p * p) / (N // 2)) ** 0.5
-    assert abs(both - p * p) < 5 * sigma
+    lanes = drop_mask(p).view(-1, 4)
+    m = lanes.shape[0]
+    for i in range(4):
+        assert abs(lanes[:, i].float().mean().item() - p) < 5 * (p * (1 - p) / m) ** 0.5
+        for j in range(i + 1, 4):
+            both = (lanes[:, i] & lanes[:, j]).float().mean().item()
+            assert abs(both - p * p) < 5 * (p * p * (1 - p * p) / m) ** 0.5, (i, j)
 
 
 def test_gradient_is_the_same_mask_and_scale():

@@ -2,8 +2,8 @@
 
 PyTorch's CPU dropout draws one Bernoulli sample per element with a scalar generator call each
 (``bernoulli_``): on this project's 2-core machines that was 0.77 s of a 6 s Conformer train step
-(bench/aed_step.py). Here one 32-bit draw of the generator gives two 16-bit uniforms, so the generator runs
-half as often and the keep mask is a comparison: an element is dropped when its uniform integer in
+(bench/aed_step.py). Here one full-range 64-bit draw of the generator gives four 16-bit uniforms and the
+keep mask is a comparison: an element is dropped when its uniform integer in
 [0, 65536) is below ``round(p * 65536)``. The drop probability is therefore ``p`` rounded to a multiple of
 1/65536 (0.1 -> 0.100006), and kept elements are scaled by ``1 / (1 - that probability)``, so the
 expectation is preserved exactly. Draws come from torch's default generator, so ``torch.manual_seed`` and
@@ -26,9 +26,9 @@ def quantized_drop_probability(p: float) -> float:
 
 
 def _uniform_int16(shape: torch.Size, device: torch.device) -> torch.Tensor:
-    """Independent uniform integers over the whole int16 range, two per 32-bit generator draw."""
+    """Independent uniform integers over the whole int16 range, four per 64-bit generator draw."""
     numel = shape.numel()
-    words = torch.empty((numel + 1) // 2, dtype=torch.int32, device=device).random_(-(1 << 31), 1 << 31)
+    words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), None)
     return words.view(torch.int16)[:numel].view(shape)
 
 
