@@ -88,9 +88,16 @@ def ctc_prefix_beam_search(log_probs: torch.Tensor, beam_size: int, blank_id: in
 @torch.no_grad()
 def attention_beam_search(decoder: AttentionDecoder, memory: torch.Tensor, memory_mask: torch.Tensor,
                           beam_size: int, sos: int, eos: int, max_len: int | None = None) -> list[list[int]]:
-    """Batched beam search with the attention decoder. memory (B, T', D), memory_mask (B, 1, T')."""
+    """Batched beam search with the attention decoder. memory (B, T', D), memory_mask (B, 1, T').
+
+    Each utterance may produce at most as many tokens as it has valid encoder frames (or ``max_len``),
+    as when it is decoded alone: WeNet bounds every utterance by the padded batch length instead, so a
+    looping hypothesis decodes differently in a batch.
+    """
     batch, frames, dim = memory.shape
-    max_len = max_len or frames
+    limits = memory_mask.sum(dim=-1)  # (B, 1) valid frames
+    if max_len is not None:
+        limits = limits.clamp(max=max_len)
     n = batch * beam_size
     memory = memory.unsqueeze(1).repeat(1, beam_size, 1, 1).view(n, frames, dim)  # (B*beam, T', D)
     memory_mask = memory_mask.unsqueeze(1).repeat(1, beam_size, 1, 1).view(n, 1, frames)  # (B*beam, 1, T')
@@ -98,15 +105,16 @@ def attention_beam_search(decoder: AttentionDecoder, memory: torch.Tensor, memor
     # Only the first beam of each utterance is live at the start, so the beams do not duplicate.
     scores = torch.tensor([0.0] + [NEG_INF] * (beam_size - 1), device=memory.device).repeat(batch).unsqueeze(1)
     ended = torch.zeros(n, 1, dtype=torch.bool, device=memory.device)
+    limits = limits.repeat_interleave(beam_size, dim=0)  # (B*beam, 1)
     cache = None
-    for _ in range(max_len):
+    for step in range(int(limits.max())):
         if bool(ended.all()):
             break
         logp, cache = decoder.forward_one_step(memory, memory_mask, hyps, cache)  # (B*beam, V)
-        # A finished hypothesis may only continue with <eos> at no cost.
+        # A finished hypothesis, or one at its length limit, may only continue with <eos> at no cost.
         eos_only = torch.full_like(logp, NEG_INF)
         eos_only[:, eos] = 0.0
-        logp = torch.where(ended, eos_only, logp)
+        logp = torch.where(ended | (step >= limits), eos_only, logp)
         k = min(beam_size, logp.shape[-1])
         top_logp, top_ids = logp.topk(k, dim=-1)  # (B*beam, k)
         cand = (scores + top_logp).view(batch, beam_size * k)
