@@ -95,17 +95,16 @@ def attention_beam_search(decoder: AttentionDecoder, memory: torch.Tensor, memor
     looping hypothesis decodes differently in a batch.
     """
     batch, frames, dim = memory.shape
-    limits = memory_mask.sum(dim=-1)  # (B, 1) valid frames
-    if max_len is not None:
-        limits = limits.clamp(max=max_len)
     n = batch * beam_size
     memory = memory.unsqueeze(1).repeat(1, beam_size, 1, 1).view(n, frames, dim)  # (B*beam, T', D)
     memory_mask = memory_mask.unsqueeze(1).repeat(1, beam_size, 1, 1).view(n, 1, frames)  # (B*beam, 1, T')
+    limits = memory_mask.sum(dim=-1)  # (B*beam, 1) valid frames: each hypothesis's length limit
+    if max_len is not None:
+        limits = limits.clamp(max=max_len)
     hyps = torch.full((n, 1), sos, dtype=torch.long, device=memory.device)  # (B*beam, 1)
     # Only the first beam of each utterance is live at the start, so the beams do not duplicate.
     scores = torch.tensor([0.0] + [NEG_INF] * (beam_size - 1), device=memory.device).repeat(batch).unsqueeze(1)
     ended = torch.zeros(n, 1, dtype=torch.bool, device=memory.device)
-    limits = limits.repeat_interleave(beam_size, dim=0)  # (B*beam, 1)
     cache = None
     for step in range(int(limits.max())):
         if bool(ended.all()):
