@@ -11,7 +11,7 @@ import pytest
 
 from wenet_llm.bin import compute_wer as compute_wer_cli
 from wenet_llm.score.wer import (
-    Counts, align, read_kaldi_text, score, split_chars, token_cluster, tokenize,
+    Counts, align, align_python, read_kaldi_text, score, split_chars, token_cluster, tokenize,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,6 +81,53 @@ def test_ties_exact_paths():
     assert align([], ["A", "B"]) == [("I", None, "A"), ("I", None, "B")]
     assert align(["A", "B"], []) == [("D", "A", None), ("D", "B", None)]
     assert align([], []) == []
+
+
+@pytest.mark.parametrize("aligner", [align, align_python])
+def test_hand_computed_ties_both_aligners(aligner):
+    assert aligner(["A", "B"], ["B", "A"]) == [("I", None, "B"), ("C", "A", "A"), ("D", "B", None)]
+    assert aligner(["X", "A"], ["A", "Y"]) == [("D", "X", None), ("C", "A", "A"), ("I", None, "Y")]
+    assert aligner(["A", "B"], ["C"]) == [("S", "A", "C"), ("D", "B", None)]
+    assert aligner([], []) == []
+    assert aligner([], ["A"]) == [("I", None, "A")]
+    assert aligner(["A"], []) == [("D", "A", None)]
+
+
+def test_compiled_align_equals_python_reference_pair_for_pair():
+    # The guarantee: align (kaldialign, hypothesis first) == align_python (WeNet's tie order), so the S/D/I
+    # split is WeNet's, not just the total. Small alphabets make ties frequent.
+    rng = random.Random(2024)
+    for trial in range(3000):
+        alphabet = "ab" if trial % 3 == 0 else "abcde"
+        ref = [rng.choice(alphabet) for _ in range(rng.randint(0, 14))]
+        hyp = [rng.choice(alphabet) for _ in range(rng.randint(0, 14))]
+        assert align(ref, hyp) == align_python(ref, hyp), (ref, hyp)
+    for _ in range(20):  # long-form lengths
+        ref = [rng.choice("abcdef") for _ in range(rng.randint(100, 300))]
+        hyp = [rng.choice("abcdef") for _ in range(rng.randint(100, 300))]
+        assert align(ref, hyp) == align_python(ref, hyp)
+
+
+def test_reference_first_kaldialign_splits_ties_differently():
+    # Why align() passes the hypothesis first. "A A C" vs "C B" costs 3 either way. WeNet's order (deletion
+    # first at the last cell, then the cheaper substitutions) gives S S D; Kaldi called reference first keeps
+    # the C-C match and pays with D D I: same total and N, different C/S/D/I.
+    ref, hyp = ["A", "A", "C"], ["C", "B"]
+    assert align(ref, hyp) == [("S", "A", "C"), ("S", "A", "B"), ("D", "C", None)]
+    assert kaldialign.align(ref, hyp, "*") == [("A", "*"), ("A", "*"), ("C", "C"), ("*", "B")]
+    wenet = score({"u": "A A C"}, {"u": "C B"}, char_mode=False)
+    assert wenet.summary_line() == "Overall -> 100.00 % N=3 C=0 S=2 D=1 I=0"
+    assert kaldialign.edit_distance(ref, hyp)["total"] == wenet.total.errors == 3
+
+
+def test_score_identical_with_either_aligner():
+    rng = random.Random(5)
+    words = ["你", "好", "世", "HELLO", "WORLD", "OK", "3"]
+    refs = {f"u{i}": " ".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for i in range(200)}
+    hyps = {f"u{i}": " ".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for i in range(200)}
+    fast, slow = score(refs, hyps), score(refs, hyps, aligner=align_python)
+    assert fast.report(verbose=True) == slow.report(verbose=True)
+    assert fast.total == slow.total and fast.clusters == slow.clusters
 
 
 def test_total_errors_match_kaldialign_random():

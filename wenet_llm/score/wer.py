@@ -16,9 +16,20 @@ so ``<unk>`` disappears); drop it if empty. An optional ``normalize`` ("zh", "en
 ``wenet_llm.data.text_norm``) runs first on both texts; "auto" picks zh when the ref or the hyp holds a Hanzi.
 
 Alignment is Levenshtein with unit costs. Among equally cheap edits a cell prefers deletion, then insertion,
-then substitution/correct (backtracking from the end); this changes only the S/D/I split, never the total.
-N = C + S + D, WER = 100 (S + D + I) / N, with N taken as 1 when it is 0 so an empty reference never divides
-by zero.
+then substitution/correct (backtracking from the end), as WeNet's compute-wer does; this changes only the
+S/D/I split, never the total. N = C + S + D, WER = 100 (S + D + I) / N, with N taken as 1 when it is 0 so an
+empty reference never divides by zero.
+
+``align`` runs the alignment in compiled code (kaldialign, Kaldi's ``LevenshteinAlignment``) with the
+hypothesis as Kaldi's first sequence and the reference as its second. Kaldi's backtrace keeps a match or
+substitution only when it is strictly cheaper, and prefers its "deletion" (a step in the first sequence)
+over its "insertion" on a tie; with the roles swapped that is exactly WeNet's order above (our deletion on
+a tie with insertion, an insertion or deletion on a tie with substitution), so the alignment, and with it
+the S/D/I split, the Overall line and every per-utterance line, is the same as WeNet's. ``align_python``
+is the plain-Python dynamic programme with WeNet's tie order, kept as the reference: the tests check that
+both agree pair for pair (a kaldialign release that changed its tie order would fail them), and
+``bench/score_speed.py`` times both. Called the other way round (reference first), kaldialign prefers
+insertion on a deletion/insertion tie: the totals (S + D + I, N) would be the same, the split not.
 
 Deliberate difference from WeNet: WeNet silently skips a reference utterance that has no hypothesis line,
 which flatters the WER whenever decoding lost utterances. Here such an utterance is scored as all deletions
@@ -36,7 +47,9 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
+
+import kaldialign
 
 from wenet_llm.data.text_norm import has_hanzi, is_hanzi
 from wenet_llm.data.text_norm import normalize as normalize_text
@@ -124,8 +137,36 @@ def token_cluster(token: str) -> str:
 # ----------------------------------------------------------------------------- alignment
 
 
-def align(ref: list[str], hyp: list[str]) -> list[tuple[str, Optional[str], Optional[str]]]:
-    """Minimum-edit alignment as (op, ref token or None, hyp token or None), in order."""
+Alignment = list[tuple[str, Optional[str], Optional[str]]]
+
+
+def align(ref: list[str], hyp: list[str]) -> Alignment:
+    """Minimum-edit alignment as (op, ref token or None, hyp token or None), in order, WeNet's tie order.
+
+    Compiled (kaldialign); identical to ``align_python``, see the module docstring.
+    """
+    ids: dict[str, int] = {}
+    ref_ids = [ids.setdefault(t, len(ids)) for t in ref]
+    hyp_ids = [ids.setdefault(t, len(ids)) for t in hyp]
+    # Hypothesis first: see the module docstring for why this gives WeNet's tie order.
+    pairs = kaldialign.align(hyp_ids, ref_ids, -1)
+    out: Alignment = []
+    i = j = 0
+    for h, r in pairs:
+        if h == -1:
+            out.append((DEL, ref[i], None))
+            i += 1
+        elif r == -1:
+            out.append((INS, None, hyp[j]))
+            j += 1
+        else:
+            out.append((COR if r == h else SUB, ref[i], hyp[j]))
+            i, j = i + 1, j + 1
+    return out
+
+
+def align_python(ref: list[str], hyp: list[str]) -> Alignment:
+    """The same alignment as ``align`` in plain Python (the reference implementation, O(len(ref) len(hyp)))."""
     n, m = len(ref), len(hyp)
     # back[i][j]: the edit that reaches cell (i, j) cheapest, ties broken DEL > INS > SUB/COR.
     back = [[INS] * (m + 1) for _ in range(n + 1)]
@@ -203,7 +244,7 @@ class Counts:
 class UttResult:
     key: str
     counts: Counts
-    alignment: list[tuple[str, Optional[str], Optional[str]]]
+    alignment: Alignment
     missing_hyp: bool = False
 
 
@@ -278,11 +319,13 @@ def score(
     remove_tags: bool = True,
     ignore_words: Iterable[str] = (),
     normalize: Optional[str] = None,
+    aligner: Callable[[list[str], list[str]], Alignment] = align,
 ) -> Result:
     """Score ``hyps`` against ``refs`` (key -> raw text), in the order of ``refs``; see the module docstring.
 
     ``ignore_words`` are compared after upper-casing, so they are upper-cased here unless ``case_sensitive``.
-    ``normalize`` is None/"none", "zh", "en" or "auto".
+    ``normalize`` is None/"none", "zh", "en" or "auto". ``aligner`` is ``align`` or ``align_python``
+    (same result, the latter only for tests and benchmarks).
     """
     if normalize not in (None, *NORMALIZE_CHOICES):
         raise ValueError(f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZE_CHOICES)}")
@@ -302,7 +345,7 @@ def score(
             ref_text, hyp_text = normalize_text(ref_text, lang), normalize_text(hyp_text, lang)
         ref = tokenize(ref_text, char_mode, case_sensitive, remove_tags, ignore)
         hyp = tokenize(hyp_text, char_mode, case_sensitive, remove_tags, ignore)
-        alignment = align(ref, hyp)
+        alignment = aligner(ref, hyp)
         counts = Counts()
         for op, r, h in alignment:
             counts.add(op)
