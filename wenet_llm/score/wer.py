@@ -1,4 +1,4 @@
-"""Word / character error rate, compatible with WeNet's ``tools/compute-wer.py``.
+"""Word / character / mixed error rate, compatible with WeNet's ``tools/compute-wer.py``.
 
 Tokenisation (``char_mode=True``, WeNet ``--char=1``), applied to the text after the key:
 
@@ -39,6 +39,13 @@ listed in ``Result.extra_hyps``. Both are printed in the report. (An empty hypot
 Clusters (``Mandarin``, ``English``, ``Number``, ``Other``): each aligned pair is attributed to the cluster of
 its reference token; an insertion has none, so it goes to the cluster of the inserted hypothesis token. The
 cluster counts therefore add up to the overall counts.
+
+Error rates of mixed Mandarin-English text (``Result.error_rates``). In char mode a token is a Hanzi
+character or a word, so the Overall rate is the mixed error rate, MER. CER is the rate of the Mandarin
+cluster (Hanzi tokens) and WER that of the English cluster (words of ASCII letters and apostrophes), both
+from the same alignment; numbers and other tokens count only in MER. On pure English text in char mode the
+tokens are the words, so MER is the WER; with a normalizer (``normalize="auto"``, the shared
+``wenet_llm.data.text_norm``) punctuation and case no longer count as errors.
 """
 
 from __future__ import annotations
@@ -255,6 +262,15 @@ class Result:
     clusters: dict[str, Counts]
     missing_hyps: list[str] = field(default_factory=list)
     extra_hyps: list[str] = field(default_factory=list)
+    options: "TokenOptions" = field(default_factory=lambda: TokenOptions())
+
+    def error_rates(self) -> dict[str, Optional[float]]:
+        """``mer`` (all tokens: the Overall line), ``cer`` (Mandarin cluster), ``wer`` (English cluster), in %.
+
+        A cluster rate is None when the references hold no token of that cluster.
+        """
+        zh, en = self.clusters["Mandarin"], self.clusters["English"]
+        return {"mer": self.total.wer, "cer": zh.wer if zh.n else None, "wer": en.wer if en.n else None}
 
     def summary_line(self) -> str:
         """``Overall -> 40.00 % N=10 C=8 S=1 D=1 I=2``, exactly as WeNet prints it."""
@@ -311,6 +327,32 @@ def _aligned_lines(alignment) -> tuple[str, str]:
 # ----------------------------------------------------------------------------- API
 
 
+@dataclass(frozen=True)
+class TokenOptions:
+    """How ``score`` turns a text into tokens; ``tokens`` applies the same to any other text (a hotword)."""
+
+    char_mode: bool = True
+    case_sensitive: bool = False
+    remove_tags: bool = True
+    ignore_words: frozenset = frozenset()  # already upper-cased unless case_sensitive
+    normalize: Optional[str] = None
+
+    def lang(self, *texts: str) -> Optional[str]:
+        """The normalizer language for texts scored together ("auto": zh when any holds a Hanzi)."""
+        if self.normalize in (None, "none"):
+            return None
+        if self.normalize == "auto":
+            return "zh" if any(has_hanzi(t) for t in texts) else "en"
+        return self.normalize
+
+    def tokens(self, text: str, lang: Optional[str] = None) -> list[str]:
+        """Normalize (with ``lang``, default ``self.lang(text)``) and tokenize ``text``."""
+        lang = lang or self.lang(text)
+        if lang is not None:
+            text = normalize_text(text, lang)
+        return tokenize(text, self.char_mode, self.case_sensitive, self.remove_tags, self.ignore_words)
+
+
 def score(
     refs: dict[str, str],
     hyps: dict[str, str],
@@ -329,7 +371,8 @@ def score(
     """
     if normalize not in (None, *NORMALIZE_CHOICES):
         raise ValueError(f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZE_CHOICES)}")
-    ignore = {w if case_sensitive else w.upper() for w in ignore_words}
+    options = TokenOptions(char_mode, case_sensitive, remove_tags,
+                           frozenset(w if case_sensitive else w.upper() for w in ignore_words), normalize)
     total = Counts()
     clusters = {name: Counts() for name in CLUSTERS}
     utts, missing = [], []
@@ -338,14 +381,8 @@ def score(
         if hyp_text is None:
             missing.append(key)
             hyp_text = ""
-        if normalize not in (None, "none"):
-            lang = normalize
-            if lang == "auto":
-                lang = "zh" if has_hanzi(ref_text) or has_hanzi(hyp_text) else "en"
-            ref_text, hyp_text = normalize_text(ref_text, lang), normalize_text(hyp_text, lang)
-        ref = tokenize(ref_text, char_mode, case_sensitive, remove_tags, ignore)
-        hyp = tokenize(hyp_text, char_mode, case_sensitive, remove_tags, ignore)
-        alignment = aligner(ref, hyp)
+        lang = options.lang(ref_text, hyp_text)
+        alignment = aligner(options.tokens(ref_text, lang), options.tokens(hyp_text, lang))
         counts = Counts()
         for op, r, h in alignment:
             counts.add(op)
@@ -353,7 +390,7 @@ def score(
         total += counts
         utts.append(UttResult(key, counts, alignment, missing_hyp=key not in hyps))
     extra = [k for k in hyps if k not in refs]
-    return Result(total, utts, clusters, missing, extra)
+    return Result(total, utts, clusters, missing, extra, options)
 
 
 def read_kaldi_text(path: str | os.PathLike) -> dict[str, str]:
