@@ -307,3 +307,34 @@ def test_cli_errors(tmp_path):
     assert p.returncode == 1 and "bad:1: not valid UTF-8" in p.stderr
     p = _cli("--normalize", "fr", ref, ref)
     assert p.returncode == 2 and "invalid choice" in p.stderr
+
+
+def _split_chars_reference(text):
+    # The character-by-character scan of WeNet's compute-wer.py, as split_chars was first written.
+    import unicodedata
+    tokens, i, n = [], 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "!,?、。！，；？：「」︰『』《》" or ch in " \t\r\n" or unicodedata.category(ch) in ("Zs", "Cn"):
+            i += 1
+            continue
+        if unicodedata.category(ch) == "Lo":
+            tokens.append(ch)
+            i += 1
+            continue
+        is_tag, j = ch == "<", i + 1
+        while j < n and not (ord(text[j]) >= 128 or text[j] in " \t\r\n" or (is_tag and text[j] == ">")):
+            j += 1
+        if is_tag and j < n and text[j] == ">":
+            j += 1
+        tokens.append(text[i:j])
+        i = j
+    return tokens
+
+
+def test_split_chars_equals_the_plain_scan_on_random_text():
+    rng = random.Random(11)
+    alphabet = list("ab Z9'<>-.?!,\t\n") + ["你", "好", "。", "，", "é", "\u3000", "\u0378", "こ", "<unk>", "ß", "\U00020000"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
+        assert split_chars(text) == _split_chars_reference(text), repr(text)

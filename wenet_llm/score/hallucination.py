@@ -159,14 +159,19 @@ class HallucinationStats:
         return asdict(self)
 
 
-def hallucination_stats(result: Result, overlong_ratio: float = OVERLONG_RATIO, **loop_kwargs) -> HallucinationStats:
+def hallucination_stats(result: Result, overlong_ratio: float = OVERLONG_RATIO,
+                        flags: Optional[Sequence[UttFlags]] = None, **loop_kwargs) -> HallucinationStats:
     """Set-level hallucination metrics of a scored set (see the module docstring).
 
-    ``loop_kwargs`` are ``find_repetition_loop``'s ``max_ngram``, ``min_repeats``, ``min_tokens``.
+    ``loop_kwargs`` are ``find_repetition_loop``'s ``max_ngram``, ``min_repeats``, ``min_tokens``;
+    ``flags``, if given, are ``utterance_flags`` of ``result.utts`` computed with the same settings.
     """
     if not overlong_ratio > 0:
         raise ValueError(f"overlong_ratio must be > 0, got {overlong_ratio}")
-    flags = [utterance_flags(u, overlong_ratio, **loop_kwargs) for u in result.utts]
+    if flags is None:
+        flags = [utterance_flags(u, overlong_ratio, **loop_kwargs) for u in result.utts]
+    elif len(flags) != len(result.utts):
+        raise ValueError(f"got {len(flags)} utterance flags for {len(result.utts)} utterances")
     speech = [f for f in flags if f.ref_tokens]
     empty = [f for f in flags if not f.ref_tokens]
     overlong = sum(bool(f.overlong) for f in speech)

@@ -85,7 +85,7 @@ def score_system(name: str, hyp_path: str, refs: dict[str, str], hyps: dict[str,
     """Score one system in MER tokens, with its hallucination metrics and, given lists, its hotword metrics."""
     result = score(refs, hyps, char_mode=True, normalize=normalize)
     flags = [utterance_flags(u, overlong_ratio, **loop_kwargs) for u in result.utts]
-    hall = hallucination_stats(result, overlong_ratio, **loop_kwargs)
+    hall = hallucination_stats(result, overlong_ratio, flags)
     hw = hotword_report(result, hotwords, seen_terms) if hotwords is not None else None
     return SystemScore(name, hyp_path, result, hall, flags, hw)
 

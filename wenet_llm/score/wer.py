@@ -50,6 +50,7 @@ tokens are the words, so MER is the WER; with a normalizer (``normalize="auto"``
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -77,26 +78,30 @@ COR, SUB, DEL, INS = "C", "S", "D", "I"
 # ----------------------------------------------------------------------------- tokenisation
 
 
+# The rest of a word: ASCII other than whitespace (and, inside a tag, other than ">").
+_WORD_REST_RE = re.compile(r"[^\x80-\U0010ffff \t\r\n]*")
+_TAG_REST_RE = re.compile(r"[^\x80-\U0010ffff \t\r\n>]*")
+
+
 def split_chars(text: str) -> list[str]:
     """WeNet's ``--char=1`` scan of ``text`` (no case folding, tags kept)."""
     tokens: list[str] = []
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
-        if ch in PUNCTUATION or ch in _SPACES or unicodedata.category(ch) in ("Zs", "Cn"):
+        if ch in PUNCTUATION or ch in _SPACES:
             i += 1
             continue
-        if unicodedata.category(ch) == "Lo":
+        cat = unicodedata.category(ch)
+        if cat == "Zs" or cat == "Cn":
+            i += 1
+            continue
+        if cat == "Lo":
             tokens.append(ch)
             i += 1
             continue
         is_tag = ch == "<"
-        j = i + 1
-        while j < n:
-            c = text[j]
-            if ord(c) >= 128 or c in _SPACES or (is_tag and c == ">"):
-                break
-            j += 1
+        j = (_TAG_REST_RE if is_tag else _WORD_REST_RE).match(text, i + 1).end()
         if is_tag and j < n and text[j] == ">":
             j += 1
         tokens.append(text[i:j])
@@ -123,13 +128,14 @@ def tokenize(
             tok = tok.upper()
         if tok in ignore:
             continue
-        if remove_tags:
+        if remove_tags and "<" in tok:
             tok = strip_tags(tok)
         if tok:
             out.append(tok)
     return out
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def token_cluster(token: str) -> str:
     """Mandarin (all Hanzi), English (ASCII letters, apostrophes), Number (ASCII digits) or Other."""
     if all(is_hanzi(c) for c in token):
@@ -234,7 +240,16 @@ class Counts:
         return 100.0 * self.errors / max(self.n, 1)
 
     def add(self, op: str) -> None:
-        setattr(self, op.lower(), getattr(self, op.lower()) + 1)
+        if op == COR:
+            self.c += 1
+        elif op == SUB:
+            self.s += 1
+        elif op == DEL:
+            self.d += 1
+        elif op == INS:
+            self.i += 1
+        else:
+            raise ValueError(f"unknown edit operation {op!r}; valid: C, S, D, I")
 
     def __iadd__(self, other: "Counts") -> "Counts":
         self.c += other.c
