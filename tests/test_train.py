@@ -23,6 +23,7 @@ from torch import nn
 
 from wenet_llm.config import ConfigError, from_dict, load_config, to_dict
 from wenet_llm.config.train import TrainConfig
+from wenet_llm.data.dataset import SkipReport
 from wenet_llm.train import checkpoint as ckpt
 from wenet_llm.train.engine import deepspeed_config
 from wenet_llm.train.scheduler import build_scheduler, warmuplr_factor
@@ -41,11 +42,6 @@ class FakeBatch:
         return self.feats.shape[0]
 
 
-class FakeSkips:
-    def summary(self) -> str:
-        return "no utterance skipped"
-
-
 class FakeStream:
     """DataStream-like: deterministic batches per (seed, rank, epoch, index), exact position."""
 
@@ -54,7 +50,7 @@ class FakeStream:
         self.num_batches, self.seed, self.rank, self.batch_size = num_batches, seed, rank, batch_size
         self.nan_at, self.poison_at, self.drop = set(nan_at), set(poison_at), set(drop)  # (epoch, index)
         self.epoch, self.batches_done = 0, 0
-        self.skips = FakeSkips()
+        self.skips = SkipReport()
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:

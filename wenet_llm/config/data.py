@@ -112,6 +112,9 @@ class SamplerConfig:
     """lhotse DynamicBucketingSampler by total duration."""
 
     max_duration: float = 200.0  # seconds of audio per batch
+    # LLM stages: also bound the padded token count per batch (speech positions + prompt + context +
+    # transcript, times the batch size); 0 = no token bound. The AED ignores it.
+    max_tokens: int = 0
     num_buckets: int = 10
     shuffle: bool = True
     drop_last: bool = False

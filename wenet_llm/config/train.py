@@ -7,7 +7,21 @@ no second JSON file that must agree with them. Defaults follow WeNet's aishell r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Optional
+
+
+@dataclass
+class ParamGroupConfig:
+    """Settings of one module's parameters (e.g. the adapter, the encoder, the LoRA weights)."""
+
+    lr: Optional[float] = None  # None: optim.lr
+    weight_decay: Optional[float] = None  # None: optim.weight_decay
+
+    def validate(self) -> None:
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
 @dataclass
@@ -17,6 +31,11 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.0
+    # Per-module settings, keyed by the model's parameter group names (the LLM-ASR model has encoder,
+    # adapter, lora and llm; the AED has one group, "model"). A name the model does not have is an error.
+    groups: dict[str, ParamGroupConfig] = field(default_factory=dict)
+    # Norm weights, biases and embeddings get no weight decay (the usual practice for transformers).
+    no_decay_norm_bias_embedding: bool = True
 
     def validate(self) -> None:
         if self.lr <= 0 or self.eps <= 0 or self.weight_decay < 0:
@@ -70,6 +89,10 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # read by the model builders
     seed: int = 777
     save_trainable_only: bool = False  # .pt files hold trainable parameters + buffers only (LLM stages)
+    # Start from another run's weights (a checkpoint file or directory, or an experiment dir, whose
+    # final checkpoint is taken) with a fresh optimizer, schedule and step count. Ignored when this run's
+    # own exp dir holds a checkpoint to resume.
+    init_from: str = ""
     tensorboard: bool = True
     progress_bar: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)

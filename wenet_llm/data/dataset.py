@@ -6,13 +6,17 @@ DynamicBucketingSampler (by total duration, rank- and world-size-aware) -> :clas
 in DataLoader workers (load, resample, downmix, speed perturbation, reverberation, additive
 noise, fbank, SpecAugment; WeNet's order) -> :class:`Batch`.
 
-The AED stage passes a tokenizer and gets padded token ids; the LLM stages pass none and get
-the transcripts and context fields (hotwords, topic, recording), which they tokenize
-themselves. Augmentation randomness is a function of (seed, epoch, utterance id), so a batch
-is the same whichever worker builds it and after a resume.
+The AED stage passes a tokenizer and gets padded token ids. The LLM stages also pass a
+``text_processor`` (their prompt builder): called in the DataLoader workers with the transcript,
+the context fields (hotwords, topic, recording, summary) and the number of feature frames, it returns
+the model's text inputs (prompt ids, labels, speech positions), which :func:`collate` pads into
+``Batch.text_inputs``. Augmentation randomness is a function of (seed, epoch, utterance id), so a
+batch is the same whichever worker builds it and after a resume.
 
 A failing or out-of-range utterance never stops training: it is skipped, returned in
-``Batch.skipped`` and counted by :class:`SkipReport`, which the trainer prints every epoch.
+``Batch.skipped`` and counted by :class:`SkipReport`, which the trainer prints every epoch. An
+unreadable noise or RIR file is reported as that (``augment:`` reasons): the utterance is kept
+without that augmentation.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ import random
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Protocol
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 import numpy as np
 import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
+from lhotse.dataset.sampling.base import SamplingConstraint
 
 from wenet_llm.config.data import DataConfig, SamplerConfig
 from wenet_llm.data import augment, features, formats
@@ -36,11 +41,22 @@ from wenet_llm.data import augment, features, formats
 logger = logging.getLogger(__name__)
 
 IGNORE_ID = -1  # WeNet pads token targets with -1
-CONTEXT_FIELDS = ("hotwords", "topic", "rec", "entities")
+CONTEXT_FIELDS = ("hotwords", "topic", "rec", "entities", "summary")
+AUGMENT_PREFIX = "augment:"  # SkipReport reasons of augmentation failures (the utterance is kept)
 
 
 class Tokenizer(Protocol):
     def encode(self, text: str) -> list[int]: ...
+
+
+class TextProcessor(Protocol):
+    """Builds a model's text inputs of one utterance in a DataLoader worker (e.g. the LLM prompt)."""
+
+    pad_values: dict[str, int]  # per output key, the padding value collate uses
+
+    def __call__(self, text: str, context: dict, num_frames: int) -> dict[str, list[int]]: ...
+
+    def num_tokens(self, duration: float, text: str, context: dict) -> int: ...
 
 
 @dataclass
@@ -57,6 +73,9 @@ class Batch:
     token_lengths: Optional[torch.Tensor] = None  # (B,)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (key, reason, detail)
     audio_seconds: float = 0.0
+    # text_processor outputs, each (B, L) padded with its pad value (LLM stages)
+    text_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    num_tokens: int = 0  # unpadded sequence positions of text_inputs (for tokens/s)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -86,14 +105,19 @@ class SkipReport:
             examples.append(f"{key} ({detail})" if detail else key)
 
     def total(self) -> int:
-        return sum(self.counts.values())
+        """Utterances skipped (augmentation failures keep their utterance and are not counted)."""
+        return sum(c for r, c in self.counts.items() if not r.startswith(AUGMENT_PREFIX))
 
     def summary(self) -> str:
-        if not self.counts:
-            return "no utterance skipped"
-        lines = [f"{self.total()} utterance(s) skipped:"]
-        for reason, count in self.counts.most_common():
+        skipped = [(r, c) for r, c in self.counts.most_common() if not r.startswith(AUGMENT_PREFIX)]
+        augment = [(r, c) for r, c in self.counts.most_common() if r.startswith(AUGMENT_PREFIX)]
+        lines = [f"{self.total()} utterance(s) skipped:" if skipped else "no utterance skipped"]
+        for reason, count in skipped:
             lines.append(f"  {reason}: {count}, e.g. {'; '.join(self.examples[reason])}")
+        if augment:
+            lines.append("augmentation failures (the utterance was kept without it):")
+            for reason, count in augment:
+                lines.append(f"  {reason.removeprefix(AUGMENT_PREFIX)}: {count}, e.g. {'; '.join(self.examples[reason])}")
         return "\n".join(lines)
 
     def state_dict(self) -> dict:
@@ -102,6 +126,13 @@ class SkipReport:
     def load_state_dict(self, state: dict) -> None:
         self.counts = Counter(state["counts"])
         self.examples = {k: list(v) for k, v in state["examples"].items()}
+
+    def merge_state_dict(self, state: dict) -> None:
+        """Add another report's counts (e.g. another rank's); examples fill up to max_examples."""
+        self.counts.update(state["counts"])
+        for reason, examples in state["examples"].items():
+            mine = self.examples.setdefault(reason, [])
+            mine.extend(examples[: max(0, self.max_examples - len(mine))])
 
 
 def item_rng(seed: int, epoch: int, key: str) -> random.Random:
@@ -112,10 +143,12 @@ def item_rng(seed: int, epoch: int, key: str) -> random.Random:
 class SpeechDataset(torch.utils.data.Dataset):
     """Map-style lhotse dataset: ``dataset[cuts]`` -> :class:`Batch`."""
 
-    def __init__(self, cfg: DataConfig, train: bool, tokenizer: Tokenizer | None = None, seed: int = 0):
+    def __init__(self, cfg: DataConfig, train: bool, tokenizer: Tokenizer | None = None, seed: int = 0,
+                 text_processor: TextProcessor | None = None):
         self.cfg = cfg
         self.train = train
         self.tokenizer = tokenizer
+        self.text_processor = text_processor
         self.seed = seed
         self.epoch = 0
         rate = cfg.fbank.sample_rate
@@ -149,15 +182,23 @@ class SpeechDataset(torch.utils.data.Dataset):
             audio = features.resample(audio, cut.sampling_rate, sample_rate)
         if audio.size == 0:
             raise SkippedItem("zero_length", "no samples")
+        problems: list[tuple[str, str]] = []
         if self.train:
             if cfg.speed_perturb.enabled:
                 factor = augment.choose_speed(cfg.speed_perturb, rng)
                 if factor != 1.0:
                     audio = augment.speed_perturb(audio, sample_rate, factor)
+            # A bad RIR or noise file is that file's fault: report it, keep the utterance unaugmented.
             if self.rir_source is not None:
-                audio, _ = augment.add_reverb(audio, self.rir_source, cfg.reverb, np_rng)
+                try:
+                    audio, _ = augment.add_reverb(audio, self.rir_source, cfg.reverb, np_rng)
+                except Exception as e:
+                    problems.append((AUGMENT_PREFIX + "rir_file_unreadable", f"{type(e).__name__}: {e}"))
             if self.noise_source is not None:
-                audio, _ = augment.add_noise(audio, self.noise_source, cfg.noise, np_rng)
+                try:
+                    audio, _ = augment.add_noise(audio, self.noise_source, cfg.noise, np_rng)
+                except Exception as e:
+                    problems.append((AUGMENT_PREFIX + "noise_file_unreadable", f"{type(e).__name__}: {e}"))
         dither = cfg.fbank.dither if self.train else 0.0
         feats = features.compute_fbank(audio, sample_rate, cfg.fbank, dither=dither, seed=rng.getrandbits(31))
         if feats.shape[0] == 0:
@@ -165,27 +206,39 @@ class SpeechDataset(torch.utils.data.Dataset):
         if self.train and cfg.spec_aug.enabled:
             feats = augment.spec_augment(feats, cfg.spec_aug, rng)
         custom = (sup.custom or {}) if sup else {}
+        context = {k: custom[k] for k in CONTEXT_FIELDS if k in custom}
+        text_inputs = None
+        if self.text_processor is not None:
+            text_inputs = self.text_processor(text, context, int(feats.shape[0]))
         return {
             "key": cut.id, "feats": feats, "tokens": tokens, "text": text,
             "lang": (sup.language or "") if sup else "",
-            "context": {k: custom[k] for k in CONTEXT_FIELDS if k in custom},
-            "seconds": audio.size / sample_rate,
+            "context": context, "text_inputs": text_inputs,
+            "seconds": audio.size / sample_rate, "problems": problems,
         }
 
     def __getitem__(self, cuts: CutSet) -> Batch:
         items, skipped = [], []
         for cut in cuts:
             try:
-                items.append(self.load_item(cut))
+                item = self.load_item(cut)
             except SkippedItem as e:
                 skipped.append((cut.id, e.reason, e.detail))
+                continue
             except Exception as e:  # one unreadable file must not end a multi-day run
                 skipped.append((cut.id, "load_error", f"{type(e).__name__}: {e}"))
-        return collate(items, skipped)
+                continue
+            items.append(item)
+            skipped.extend((cut.id, reason, detail) for reason, detail in item["problems"])
+        pad_values = self.text_processor.pad_values if self.text_processor is not None else {}
+        return collate(items, skipped, pad_values)
 
 
-def collate(items: list[dict], skipped: list[tuple[str, str, str]]) -> Batch:
-    """Pad to the longest item; items sorted by length, longest first (as WeNet does)."""
+def collate(items: list[dict], skipped: list[tuple[str, str, str]], pad_values: dict[str, int] | None = None) -> Batch:
+    """Pad to the longest item; items sorted by length, longest first (as WeNet does).
+
+    Text-processor outputs are right-padded per key with ``pad_values[key]``.
+    """
     items = sorted(items, key=lambda it: it["feats"].shape[0], reverse=True)
     num_bins = items[0]["feats"].shape[1] if items else 0
     lengths = torch.tensor([it["feats"].shape[0] for it in items], dtype=torch.long)
@@ -204,6 +257,16 @@ def collate(items: list[dict], skipped: list[tuple[str, str, str]]) -> Batch:
         for i, it in enumerate(items):
             tokens[i, : len(it["tokens"])] = torch.tensor(it["tokens"], dtype=torch.long)
         batch.tokens, batch.token_lengths = tokens, token_lengths
+    if items and items[0].get("text_inputs") is not None:
+        pad_values = pad_values or {}
+        for key in items[0]["text_inputs"]:
+            rows = [it["text_inputs"][key] for it in items]
+            padded = torch.full((len(rows), max(len(r) for r in rows)), pad_values.get(key, 0), dtype=torch.long)
+            for i, row in enumerate(rows):
+                padded[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            batch.text_inputs[key] = padded  # (B, L)
+        first = next(iter(items[0]["text_inputs"]))
+        batch.num_tokens = sum(len(it["text_inputs"][first]) for it in items)
     return batch
 
 
@@ -232,14 +295,66 @@ def training_cuts(cfg: DataConfig, seed: int = 0) -> CutSet:
     return CutSet.mux(cuts, non_speech.repeat(), weights=[1.0 - rate, rate], stop_early=True, seed=seed)
 
 
-def make_sampler(cuts: CutSet, cfg: SamplerConfig, shuffle: bool, rank: int = 0, world_size: int = 1):
-    """DynamicBucketingSampler by total duration; a plain sampler for sets too small to bucket."""
+class DurationTokenConstraint(SamplingConstraint):
+    """A batch holds at most ``max_duration`` seconds and ``max_tokens`` token positions, both counted
+    as padded (batch size x longest item), as lhotse's TimeConstraint counts duration.
+
+    ``count_tokens(cut)`` estimates an item's sequence length (for the LLM: speech positions + prompt +
+    context + transcript). Buckets are by duration.
+    """
+
+    def __init__(self, max_duration: float, max_tokens: int, count_tokens: Callable[[Any], int]):
+        self.max_duration, self.max_tokens, self.count_tokens = max_duration, max_tokens, count_tokens
+        self.reset()
+
+    def add(self, example) -> None:
+        self.num_cuts += 1
+        self.longest_seconds = max(self.longest_seconds, example.duration)
+        self.longest_tokens = max(self.longest_tokens, self.count_tokens(example))
+
+    def _over(self, n: int) -> bool:
+        return n * self.longest_seconds > self.max_duration or n * self.longest_tokens > self.max_tokens
+
+    def exceeded(self) -> bool:
+        return self._over(self.num_cuts)
+
+    def close_to_exceeding(self) -> bool:
+        return self._over(self.num_cuts + 1)
+
+    def reset(self) -> None:
+        self.num_cuts, self.longest_seconds, self.longest_tokens = 0, 0.0, 0
+
+    def measure_length(self, example) -> float:
+        return example.duration
+
+
+def cut_token_counter(text_processor: TextProcessor) -> Callable[[Any], int]:
+    """``cut -> estimated sequence length`` through the text processor, for :class:`DurationTokenConstraint`."""
+
+    def count(cut) -> int:
+        sup = cut.supervisions[0] if cut.supervisions else None
+        custom = (sup.custom or {}) if sup else {}
+        context = {k: custom[k] for k in CONTEXT_FIELDS if k in custom}
+        return text_processor.num_tokens(cut.duration, (sup.text or "") if sup else "", context)
+
+    return count
+
+
+def make_sampler(cuts: CutSet, cfg: SamplerConfig, shuffle: bool, rank: int = 0, world_size: int = 1,
+                 count_tokens: Callable[[Any], int] | None = None):
+    """DynamicBucketingSampler by total duration (and tokens, when ``cfg.max_tokens`` and a counter are
+    given); a plain sampler for sets too small to bucket."""
     # lhotse needs at least one cut per bucket; peeking reads only the head of a lazy set.
     num_buckets = sum(1 for _ in itertools.islice(cuts, cfg.num_buckets))
-    common = dict(max_duration=cfg.max_duration, shuffle=shuffle, drop_last=cfg.drop_last, seed=cfg.seed,
-                  rank=rank, world_size=world_size)
-    if num_buckets < 2:
-        return SimpleCutSampler(cuts, **common)
+    common: dict[str, Any] = dict(shuffle=shuffle, drop_last=cfg.drop_last, seed=cfg.seed, rank=rank,
+                                  world_size=world_size)
+    if cfg.max_tokens > 0 and count_tokens is not None:
+        common["constraint"] = DurationTokenConstraint(cfg.max_duration, cfg.max_tokens, count_tokens)
+    else:
+        common["max_duration"] = cfg.max_duration
+    if num_buckets < 2:  # SimpleCutSampler has no custom constraint: duration only for such tiny sets
+        common.pop("constraint", None)
+        return SimpleCutSampler(cuts, max_duration=cfg.max_duration, **common)
     with warnings.catch_warnings():
         # Raw lists are read eagerly on purpose (their headers are checked); Shar dirs stream lazily.
         warnings.filterwarnings("ignore", message=".*eagerly read CutSet.*")
@@ -281,11 +396,14 @@ class DataStream:
         self.skips = SkipReport()
 
     def set_epoch(self, epoch: int) -> None:
-        if epoch != self.epoch:
+        if epoch != self.epoch:  # a new epoch: position and skip counts start again
             self.epoch, self.batches_done = epoch, 0
+            self.skips = SkipReport()
 
     def __iter__(self) -> Iterator[Batch]:
-        sampler = make_sampler(self.cuts, self.cfg.sampler, self.shuffle, self.rank, self.world_size)
+        processor = getattr(self.dataset, "text_processor", None)
+        counter = cut_token_counter(processor) if processor is not None else None
+        sampler = make_sampler(self.cuts, self.cfg.sampler, self.shuffle, self.rank, self.world_size, counter)
         sampler.set_epoch(self.epoch)
         self.dataset.set_epoch(self.epoch)
         loader = torch.utils.data.DataLoader(

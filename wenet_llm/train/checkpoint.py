@@ -14,6 +14,11 @@ Write order: state dir (built under a hidden temporary name, then renamed), ``.p
 yaml, pt and state dir all exist, so a kill at any point leaves the previous one as the latest.
 Everything we write loads with ``torch.load(weights_only=True)``: tensors, numbers, strings and
 lists/tuples/dicts of them (numpy's RNG keys are stored as a tensor).
+
+The model file is WeNet's ``{tag}.pt`` by default (:data:`TORCH_WEIGHTS`). A stage whose weights have
+another natural format (the LLM stages: safetensors per module and LoRA in PEFT's adapter format)
+passes a :class:`DirectoryWeights`, which writes a ``{tag}/`` directory through a hidden temporary
+directory and a rename, so the completeness rule above holds unchanged (``final`` then links to it).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typing import Callable
+
 import numpy as np
 import torch
 import yaml
@@ -38,8 +45,70 @@ logger = logging.getLogger(__name__)
 SAVE_TIME_FORMAT = "%d/%m/%Y %H:%M:%S"  # WeNet's
 
 
-def model_path(exp_dir: Path, tag: str) -> Path:
-    return Path(exp_dir) / f"{tag}.pt"
+class WeightsFormat:
+    """How a checkpoint's model weights are stored; the default is WeNet's ``{tag}.pt``."""
+
+    suffix = ".pt"
+
+    def path(self, exp_dir: Path, tag: str) -> Path:
+        return Path(exp_dir) / f"{tag}{self.suffix}"
+
+    def exists(self, path: Path) -> bool:
+        return Path(path).is_file()
+
+    def save(self, weights: dict[str, torch.Tensor], path: Path) -> None:
+        save_torch(weights, path)
+
+    def load(self, path: Path) -> dict[str, torch.Tensor]:
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def remove(self, path: Path) -> None:
+        Path(path).unlink(missing_ok=True)
+
+
+class DirectoryWeights(WeightsFormat):
+    """Weights in a ``{tag}/`` directory, written by ``writer(weights, dir)`` and read by ``reader(dir)``."""
+
+    suffix = ""
+
+    def __init__(self, writer: Callable[[dict, Path], None], reader: Callable[[Path], dict],
+                 marker: str = "weights.json"):
+        self.writer, self.reader, self.marker = writer, reader, marker
+
+    def exists(self, path: Path) -> bool:
+        return (Path(path) / self.marker).is_file()
+
+    def save(self, weights: dict[str, torch.Tensor], path: Path) -> None:
+        path = Path(path)
+        tmp = path.parent / f".{path.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.writer(weights, tmp)
+        if not (tmp / self.marker).is_file():
+            raise RuntimeError(f"the weights writer did not write {self.marker} into {tmp}")
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+
+    def load(self, path: Path) -> dict[str, torch.Tensor]:
+        if not self.exists(path):
+            raise FileNotFoundError(f"{path} is not a complete checkpoint directory (no {self.marker})")
+        return self.reader(Path(path))
+
+    def remove(self, path: Path) -> None:
+        if Path(path).is_symlink():
+            Path(path).unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+TORCH_WEIGHTS = WeightsFormat()
+
+
+def model_path(exp_dir: Path, tag: str, fmt: WeightsFormat = TORCH_WEIGHTS) -> Path:
+    return fmt.path(exp_dir, tag)
 
 
 def info_path(exp_dir: Path, tag: str) -> Path:
@@ -138,10 +207,10 @@ def list_checkpoints(exp_dir: Path, mode: str = "hybrid") -> list[CheckpointInfo
     return sorted(out, key=lambda c: c.order)
 
 
-def latest_complete(exp_dir: Path) -> CheckpointInfo | None:
+def latest_complete(exp_dir: Path, fmt: WeightsFormat = TORCH_WEIGHTS) -> CheckpointInfo | None:
     """The newest checkpoint with its yaml, model file and training state all present."""
     for info in reversed(list_checkpoints(exp_dir)):
-        if model_path(exp_dir, info.tag).is_file() and state_dir(exp_dir, info.tag).is_dir():
+        if fmt.exists(fmt.path(exp_dir, info.tag)) and state_dir(exp_dir, info.tag).is_dir():
             return info
     return None
 
@@ -155,15 +224,16 @@ def remove_stale_temporaries(exp_dir: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def link_final(exp_dir: Path, tag: str) -> None:
-    """final.pt -> {tag}.pt (relative symlink), replaced atomically."""
-    tmp = Path(exp_dir) / ".final.pt.tmp"
+def link_final(exp_dir: Path, tag: str, fmt: WeightsFormat = TORCH_WEIGHTS) -> None:
+    """final.pt -> {tag}.pt (or final -> {tag} for directory weights), a relative symlink replaced atomically."""
+    final = fmt.path(exp_dir, "final")
+    tmp = Path(exp_dir) / f".{final.name}.link.tmp"
     tmp.unlink(missing_ok=True)
-    os.symlink(f"{tag}.pt", tmp)
-    os.replace(tmp, Path(exp_dir) / "final.pt")
+    os.symlink(fmt.path(exp_dir, tag).name, tmp)
+    os.replace(tmp, final)
 
 
-def prune(exp_dir: Path, keep_last: int, keep_best: int) -> list[str]:
+def prune(exp_dir: Path, keep_last: int, keep_best: int, fmt: WeightsFormat = TORCH_WEIGHTS) -> list[str]:
     """Apply keep_last/keep_best (see TrainConfig); returns the tags whose model files were removed."""
     if keep_last <= 0:
         return []
@@ -177,6 +247,6 @@ def prune(exp_dir: Path, keep_last: int, keep_best: int) -> list[str]:
         if c.tag not in best:
             # yaml first: without it the model file is no longer listed as a checkpoint
             info_path(exp_dir, c.tag).unlink(missing_ok=True)
-            model_path(exp_dir, c.tag).unlink(missing_ok=True)
+            fmt.remove(fmt.path(exp_dir, c.tag))
             removed.append(c.tag)
     return removed

@@ -27,7 +27,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -76,11 +76,54 @@ def init_distributed(backend: str, single_process_group: bool = False) -> None:
         dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
 
 
-def build_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+def _no_decay(name: str, param: nn.Parameter) -> bool:
+    # Vectors (norm weights, biases) and embedding tables are not weight-decayed.
+    return param.ndim < 2 or "norm" in name.lower() or "embed" in name.lower()
+
+
+def parameter_groups(module: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
+    """Optimizer parameter groups from the model's named groups and ``cfg.groups``.
+
+    A model may define ``parameter_groups() -> {group name: [(name, parameter), ...]}`` listing every
+    group it has (frozen ones with an empty list); otherwise all parameters form the group "model".
+    Each group is split into a decayed and a non-decayed part (``no_decay_norm_bias_embedding``).
+    """
+    groups_fn = getattr(module, "parameter_groups", None)
+    if callable(groups_fn):
+        named = groups_fn()
+    else:
+        named = {"model": list(module.named_parameters())}
+    unknown = sorted(set(cfg.groups) - set(named))
+    if unknown:
+        raise ValueError(f"optim.groups: unknown group(s) {unknown}; this model's groups are {sorted(named)}")
+    out: list[dict[str, Any]] = []
+    for group, params in named.items():
+        settings = cfg.groups.get(group)
+        lr = settings.lr if settings is not None and settings.lr is not None else cfg.lr
+        wd = settings.weight_decay if settings is not None and settings.weight_decay is not None else cfg.weight_decay
+        trainable = [(n, p) for n, p in params if p.requires_grad]
+        split = cfg.no_decay_norm_bias_embedding and wd > 0
+        decay = [p for n, p in trainable if not (split and _no_decay(n, p))]
+        no_decay = [p for n, p in trainable if split and _no_decay(n, p)]
+        if decay:
+            out.append({"params": decay, "lr": lr, "weight_decay": wd, "name": group})
+        if no_decay:
+            out.append({"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": f"{group}.no_decay"})
+    return out
+
+
+def build_optimizer(module: nn.Module | list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW over the module's trainable parameters, grouped as :func:`parameter_groups` says."""
     classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     if cfg.name not in classes:
         raise ValueError(f"unknown optimizer {cfg.name!r}; valid: {sorted(classes)}")
-    return classes[cfg.name](params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if isinstance(module, nn.Module):
+        groups: Any = parameter_groups(module, cfg)
+        if not groups:
+            raise ValueError("the model has no trainable parameter; check the stage's trainable/frozen settings")
+    else:
+        groups = module
+    return classes[cfg.name](groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
 def _cpu_copy(t: torch.Tensor) -> torch.Tensor:
@@ -124,6 +167,13 @@ class Engine:
     def lrs(self) -> list[float]:
         return [float(g["lr"]) for g in self.optimizer.param_groups]
 
+    def named_lrs(self) -> dict[str, float]:
+        """The learning rate of each named parameter group (decayed and non-decayed parts share one)."""
+        out: dict[str, float] = {}
+        for i, g in enumerate(self.optimizer.param_groups):
+            out.setdefault(str(g.get("name", f"group{i}")).removesuffix(".no_decay"), float(g["lr"]))
+        return out
+
     def model_state_dict(self, trainable_only: bool = False) -> dict[str, torch.Tensor] | None:
         """Flat state dict on CPU on rank 0 (None elsewhere). Collective: every rank must call it."""
         raise NotImplementedError
@@ -132,7 +182,8 @@ class Engine:
         """Optimizer/scheduler/scaler state into ``state_dir``. Collective."""
         raise NotImplementedError
 
-    def load_state(self, state_dir: Path, model_path: Path) -> None:
+    def load_state(self, state_dir: Path, load_weights: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """Restore weights (``load_weights()`` reads the checkpoint's model file) and optimizer state."""
         raise NotImplementedError
 
     # -- collectives (no-ops in one process) ---------------------------------------------------
@@ -190,8 +241,8 @@ class TorchEngine(Engine):
         super().__init__(module, cfg)
         init_distributed(self.backend)
         module.to(self.device)
-        self.optimizer = build_optimizer(self.trainable, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, cfg.max_steps)
+        self.optimizer = build_optimizer(module, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, cfg.max_steps, cfg.optim.lr)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -247,9 +298,8 @@ class TorchEngine(Engine):
             with atomic_open(state_dir / ENGINE_STATE, "wb") as f:
                 torch.save(state, f)
 
-    def load_state(self, state_dir: Path, model_path: Path) -> None:
-        weights = torch.load(model_path, map_location="cpu", weights_only=True)
-        load_weights(self.module, weights, strict=not self.cfg.save_trainable_only)
+    def load_state(self, state_dir: Path, load_weights_fn: Callable[[], dict[str, torch.Tensor]]) -> None:
+        load_weights(self.module, load_weights_fn(), strict=not self.cfg.save_trainable_only)
         state = torch.load(state_dir / ENGINE_STATE, map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -320,8 +370,8 @@ class DeepSpeedEngine(Engine):
         for key, value in (("RANK", self.rank), ("WORLD_SIZE", self.world_size), ("LOCAL_RANK", self.local_rank)):
             os.environ.setdefault(key, str(value))  # DeepSpeed asserts on them even without a launcher
         deepspeed.init_distributed(dist_backend=self.backend, verbose=False)
-        self.optimizer = build_optimizer(self.trainable, cfg.optim)
-        scheduler = build_scheduler(self.optimizer, cfg.scheduler, cfg.max_steps)
+        self.optimizer = build_optimizer(module, cfg.optim)
+        scheduler = build_scheduler(self.optimizer, cfg.scheduler, cfg.max_steps, cfg.optim.lr)
         self.ds_config = deepspeed_config(cfg)
         self.model, _, _, self.scheduler = deepspeed.initialize(
             model=module, optimizer=self.optimizer, lr_scheduler=scheduler, config=self.ds_config,
@@ -387,7 +437,8 @@ class DeepSpeedEngine(Engine):
         self.model.save_checkpoint(str(state_dir), tag=DEEPSPEED_TAG, save_latest=False,
                                    exclude_frozen_parameters=True)
 
-    def load_state(self, state_dir: Path, model_path: Path) -> None:
+    def load_state(self, state_dir: Path, load_weights_fn: Callable[[], dict[str, torch.Tensor]]) -> None:
+        # DeepSpeed's own checkpoint holds the trainable weights; frozen ones come from the model builder.
         path, _ = self.model.load_checkpoint(str(state_dir), tag=DEEPSPEED_TAG, load_module_strict=False,
                                              load_optimizer_states=True, load_lr_scheduler_states=True)
         if path is None:

@@ -46,7 +46,13 @@ def lr_factor_fn(cfg: SchedulerConfig, base_lr: float, max_steps: int = 0) -> Ca
     raise ValueError(f"unknown scheduler {cfg.name!r}; valid: warmuplr, cosine, constant")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, max_steps: int = 0):
-    """A LambdaLR; its state_dict holds only numbers, so it loads with weights_only=True."""
-    base_lr = optimizer.param_groups[0]["lr"]
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, max_steps: int = 0,
+                    base_lr: float | None = None):
+    """A LambdaLR scaling every parameter group by the same factor of the step.
+
+    ``base_lr`` is the reference rate that ``min_lr`` refers to (optim.lr); a group with its own rate
+    decays to the same fraction of it. The state_dict holds only numbers (loads with weights_only=True).
+    """
+    if base_lr is None:
+        base_lr = optimizer.param_groups[0]["lr"]
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor_fn(cfg, base_lr, max_steps))

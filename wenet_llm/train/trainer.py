@@ -70,10 +70,15 @@ def _numel(p: torch.Tensor) -> int:
 
 
 def parameter_table(model: nn.Module) -> str:
-    """Trainable / frozen parameter counts per top-level module (the report's Table 1)."""
+    """Trainable / frozen parameter counts per module (the report's Table 1).
+
+    Modules are the top-level children, or what the model's ``module_of(parameter name)`` says (the
+    LLM-ASR model lists its LoRA weights apart from the LLM they sit in).
+    """
+    module_of = getattr(model, "module_of", None)
     rows: dict[str, list[int]] = {}
     for name, p in model.named_parameters():  # shared parameters are counted once
-        top = name.split(".", 1)[0] if "." in name else "(root)"
+        top = module_of(name) if callable(module_of) else (name.split(".", 1)[0] if "." in name else "(root)")
         row = rows.setdefault(top, [0, 0])
         row[0 if p.requires_grad else 1] += _numel(p)
     total = [sum(r[0] for r in rows.values()), sum(r[1] for r in rows.values())]
@@ -98,15 +103,18 @@ class _Meter:
         self.sums: dict[str, torch.Tensor] = {}
         self.utts: torch.Tensor | float = 0.0
         self.audio_seconds = 0.0
+        self.tokens = 0.0
         self.start = time.perf_counter()
 
-    def add(self, out: Mapping[str, Any], utts: int, audio_seconds: float, finite: torch.Tensor) -> None:
+    def add(self, out: Mapping[str, Any], utts: int, audio_seconds: float, finite: torch.Tensor,
+            tokens: float = 0.0) -> None:
         weight = finite.double() * utts
         for k, v in out.items():
             v = torch.nan_to_num(torch.as_tensor(v).detach().double()) * weight
             self.sums[k] = self.sums[k] + v if k in self.sums else v
         self.utts = self.utts + weight
         self.audio_seconds += audio_seconds
+        self.tokens += tokens
 
 
 class Trainer:
@@ -117,15 +125,19 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, step_fn: StepFn, cfg: TrainConfig, exp_dir: str | Path,
-                 config: Any = None):
+                 config: Any = None, weights_format: ckpt.WeightsFormat = ckpt.TORCH_WEIGHTS):
         self.cfg = cfg
         self.step_fn = step_fn
         self.exp_dir = Path(exp_dir)
+        self.weights_format = weights_format
         if config is None:
             config = {"train": cfg}
         self.config = to_dict(config)  # plain data (dataclasses and tuples become dicts and lists)
         if dist_env()[0] == 0:
             logger.info("parameters of %s:\n%s", type(model).__name__, parameter_table(model))
+        # init_from applies to a run that starts afresh, and before the engine wraps (ZeRO-3 partitions).
+        if cfg.init_from and ckpt.latest_complete(self.exp_dir, weights_format) is None:
+            init_weights(model, cfg.init_from, weights_format)
         self.engine: Engine = build_engine(model, cfg)
         self.rank, self.world_size = self.engine.rank, self.engine.world_size
         self.step = 0  # optimizer steps applied
@@ -160,15 +172,14 @@ class Trainer:
                     break  # max_steps reached mid-epoch; saved as step_{S}
                 self._data_pos = copy.deepcopy(train_stream.state_dict())
                 loss_dict = self.validate(dev_stream) if dev_stream is not None else {}
+                skip_report = self._gather_skips(train_stream)  # collective: every rank's skips, once
                 if self.rank == 0:
-                    skips = getattr(train_stream, "skips", None)
                     logger.info("epoch %d done at step %d; cv %s; skipped steps %d; data: %s", self.epoch,
-                                self.step, _fmt(loss_dict), self.skipped_steps,
-                                skips.summary() if skips is not None else "no skip report")
+                                self.step, _fmt(loss_dict), self.skipped_steps, skip_report)
                 self.save(f"epoch_{self.epoch}", loss_dict, epoch_done=True)
                 self.epoch += 1
             if self.rank == 0 and self.last_tag not in (None, "init"):
-                ckpt.link_final(self.exp_dir, self.last_tag)
+                ckpt.link_final(self.exp_dir, self.last_tag, self.weights_format)
         finally:
             if self._writer is not None:
                 self._writer.close()
@@ -195,6 +206,7 @@ class Trainer:
                 torch.manual_seed(self._micro_seed())
                 self.batches += 1
                 utts, audio_seconds = len(batch), float(getattr(batch, "audio_seconds", 0.0))
+                tokens = float(getattr(batch, "num_tokens", 0) or 0)  # LLM batches: positions the LLM runs on
                 batch = to_device(batch, eng.device)
                 with eng.accumulate(boundary):
                     with eng.autocast():
@@ -203,7 +215,7 @@ class Trainer:
                     finite = torch.isfinite(loss.detach())
                     bad_loss = bad_loss | ~finite
                     eng.backward(loss)
-                meter.add(out, utts, audio_seconds, finite)
+                meter.add(out, utts, audio_seconds, finite, tokens)
                 bar.update(1)
                 if not boundary:
                     continue
@@ -279,13 +291,14 @@ class Trainer:
                     shutil.rmtree(final)
                 tmp.rename(final)
         weights = eng.model_state_dict(self.cfg.save_trainable_only)  # collective (ZeRO-3 gathers)
+        fmt = self.weights_format
         if self.rank == 0:
-            ckpt.save_torch(weights, ckpt.model_path(exp, tag))
+            fmt.save(weights, fmt.path(exp, tag))
             info = ckpt.make_info(tag, self.epoch, self.step, eng.lrs(), loss_dict,
                                   skipped_steps=self.skipped_steps)
             ckpt.save_info(ckpt.info_path(exp, tag), info, self.config)  # last: marks the checkpoint complete
-            removed = ckpt.prune(exp, self.cfg.keep_last, self.cfg.keep_best)
-            logger.info("saved %s (step %d)%s", ckpt.model_path(exp, tag), self.step,
+            removed = ckpt.prune(exp, self.cfg.keep_last, self.cfg.keep_best, fmt)
+            logger.info("saved %s (step %d)%s", fmt.path(exp, tag), self.step,
                         f"; pruned {removed}" if removed else "")
             if loss_dict:
                 self.cv_history.append({"tag": tag, "step": self.step, **loss_dict})
@@ -296,7 +309,7 @@ class Trainer:
     def resume(self, exp_dir: str | Path | None = None) -> bool:
         """Restore the latest complete checkpoint of ``exp_dir``; False when there is none."""
         exp = Path(exp_dir) if exp_dir is not None else self.exp_dir
-        info = ckpt.latest_complete(exp)
+        info = ckpt.latest_complete(exp, self.weights_format)
         if info is None:
             return False
         sdir = ckpt.state_dir(exp, info.tag)
@@ -308,7 +321,8 @@ class Trainer:
         if state["world_size"] != self.world_size:
             raise RuntimeError(f"{info.tag} was saved with {state['world_size']} processes, this run has "
                                f"{self.world_size}; resume with the same world size")
-        self.engine.load_state(sdir, ckpt.model_path(exp, info.tag))
+        fmt = self.weights_format
+        self.engine.load_state(sdir, lambda: fmt.load(fmt.path(exp, info.tag)))
         self.step, self.batches = int(state["step"]), int(state["batches"])
         self.skipped_steps = int(state["skipped_steps"])
         self.epoch = int(state["epoch"]) + (1 if state["epoch_done"] else 0)
@@ -379,6 +393,18 @@ class Trainer:
                 last = batch
                 yield batch, True
 
+    def _gather_skips(self, stream) -> str:
+        """This epoch's skipped utterances of all ranks (each rank counts only the batches it loaded)."""
+        skips = getattr(stream, "skips", None)
+        states = self.engine.all_gather_object(skips.state_dict() if skips is not None else None)
+        if skips is None:
+            return "no skip report"
+        merged = type(skips)()
+        for state in states:
+            if state is not None:
+                merged.merge_state_dict(state)
+        return merged.summary()
+
     def _has_any(self, present: bool) -> bool:
         return bool(self.engine.all_reduce(torch.tensor(1.0 if present else 0.0), "max").item())
 
@@ -394,24 +420,33 @@ class Trainer:
         keys = sorted(meter.sums)
         local = torch.stack([meter.sums[k].cpu() for k in keys]
                             + [torch.as_tensor(meter.utts, dtype=torch.float64).cpu(),
+                               torch.tensor(meter.tokens, dtype=torch.float64),
                                torch.tensor(meter.audio_seconds, dtype=torch.float64)])
         total = self.engine.all_reduce(local)
         if self.rank != 0:
             return
-        utts = max(float(total[-2]), 1.0)
+        utts = max(float(total[-3]), 1.0)
         parts = {k: float(total[i]) / utts for i, k in enumerate(keys)}
         elapsed = max(time.perf_counter() - meter.start, 1e-9)
-        speed = float(total[-1]) / elapsed
+        speed, token_speed = float(total[-1]) / elapsed, float(total[-2]) / elapsed
         mem_label, mem = self.engine.memory()
+        lrs = self.engine.named_lrs()
         lr = self.engine.lrs()[0]
-        msg = (f"epoch {self.epoch} step {self.step} | {_fmt(parts)} | lr {lr:.4e} | grad_norm {grad_norm:.4f} | "
-               f"{speed:.1f} audio-s/s | {mem_label} {mem:.2f} GiB")
+        lr_text = " ".join(f"{k} {v:.3e}" for k, v in lrs.items()) if len(lrs) > 1 else f"{lr:.4e}"
+        msg = (f"epoch {self.epoch} step {self.step} | {_fmt(parts)} | lr {lr_text} | grad_norm {grad_norm:.4f} | "
+               f"{speed:.1f} audio-s/s" + (f" | {token_speed:.0f} tokens/s" if token_speed else "")
+               + f" | {mem_label} {mem:.2f} GiB")
         if self.skipped_steps:
             msg += f" | skipped {self.skipped_steps}"
         bar.set_postfix_str(f"loss {parts.get('loss', float('nan')):.4f}", refresh=False)
         logger.info(msg)
-        self._scalars("train", {**parts, "lr": lr, "grad_norm": grad_norm, "audio_seconds_per_second": speed,
-                                f"memory_{mem_label}_gib": mem})
+        scalars = {**parts, "lr": lr, "grad_norm": grad_norm, "audio_seconds_per_second": speed,
+                   f"memory_{mem_label}_gib": mem}
+        if token_speed:
+            scalars["tokens_per_second"] = token_speed
+        if len(lrs) > 1:
+            scalars.update({f"lr_{k}": v for k, v in lrs.items()})
+        self._scalars("train", scalars)
 
     def _scalars(self, prefix: str, values: Mapping[str, float]) -> None:
         if self.rank != 0 or not self.cfg.tensorboard:
@@ -423,6 +458,43 @@ class Trainer:
         for k, v in values.items():
             self._writer.add_scalar(f"{prefix}/{k}", v, self.step)
         self._writer.flush()
+
+
+def resolve_init_from(source: str | Path, fmt: ckpt.WeightsFormat = ckpt.TORCH_WEIGHTS) -> Path:
+    """The model file/dir that ``init_from`` names: a checkpoint itself, or an exp dir's final one."""
+    path = Path(source)
+    if fmt.exists(path):
+        return path
+    if path.is_dir():
+        final = fmt.path(path, "final")
+        if fmt.exists(final):
+            return final
+        info = ckpt.latest_complete(path, fmt)
+        if info is not None:
+            return fmt.path(path, info.tag)
+    raise FileNotFoundError(f"train.init_from {source}: neither a checkpoint nor an experiment dir with a "
+                            f"final checkpoint; train that stage first (or fix the path)")
+
+
+def init_weights(model: nn.Module, source: str | Path, fmt: ckpt.WeightsFormat = ckpt.TORCH_WEIGHTS) -> list[str]:
+    """Load another run's weights into ``model`` (weights only). Every loaded key must exist in the model
+    with the same shape; model keys the source lacks keep their values. Returns the loaded keys."""
+    path = resolve_init_from(source, fmt)
+    weights = fmt.load(path)
+    own = model.state_dict()
+    unexpected = sorted(k for k in weights if k not in own)
+    if unexpected:
+        raise RuntimeError(f"init_from {path}: {len(unexpected)} weight(s) the model does not have, e.g. "
+                           f"{unexpected[:5]}; is it a checkpoint of the same kind of model?")
+    bad = [f"{k}: {tuple(weights[k].shape)} vs {tuple(own[k].shape)}" for k in weights
+           if tuple(weights[k].shape) != tuple(own[k].shape)]
+    if bad:
+        raise RuntimeError(f"init_from {path}: shape mismatch: {bad[:5]}")
+    model.load_state_dict(weights, strict=False)
+    if dist_env()[0] == 0:
+        tops = sorted({k.split(".", 1)[0] for k in weights})
+        logger.info("initialised %d weights (%s) from %s", len(weights), ", ".join(tops), path)
+    return sorted(weights)
 
 
 def save_config_dict(config: dict, path: Path) -> None:
