@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging()
     model, cfg = load_trained(args.exp_dir, args.checkpoint)
-    out = export_encoder(model, args.out, cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(args.checkpoint))
+    out = export_encoder(model, args.out, cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(args.checkpoint),
+                         fbank=cfg.data.fbank)
     logging.info("exported the encoder of %s to %s", args.checkpoint, out)
     return 0
 

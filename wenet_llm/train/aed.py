@@ -23,6 +23,7 @@ from wenet_llm.models.aed import ASRModel
 from wenet_llm.models.aed.export import export_encoder
 from wenet_llm.train.average import average_model
 from wenet_llm.train.engine import dist_env
+from wenet_llm.train.experiments import split_paths
 from wenet_llm.train.trainer import Trainer, seed_everything
 from wenet_llm.utils.cmvn_stats import load_cmvn
 
@@ -36,13 +37,11 @@ def with_data_dir(cfg: AEDExperimentConfig, data_dir: str | Path, data_format: s
     ``<data>/lang/units.txt`` (+ ``bpe.model`` when stage 1 made one), ``<data>/train/global_cmvn``.
     """
     data = Path(data_dir)
-    if data_format not in ("raw", "shar"):
-        raise ValueError(f"unknown data format {data_format!r}; valid formats: ['raw', 'shar']")
-    split = (lambda name: data / name / "shar") if data_format == "shar" else (lambda name: data / name / "data.list")
+    train, dev = split_paths(data, data_format, ("train", "dev"))
     bpe = data / "lang" / "bpe.model"
     return dataclasses.replace(
         cfg,
-        data=dataclasses.replace(cfg.data, train=str(split("train")), dev=str(split("dev")), format=data_format),
+        data=dataclasses.replace(cfg.data, train=train, dev=dev, format=data_format),
         tokenizer=dataclasses.replace(cfg.tokenizer, units=str(data / "lang" / "units.txt"),
                                       bpe_model=str(bpe) if bpe.is_file() else None),
         cmvn=str(data / "train" / "global_cmvn"),
@@ -125,5 +124,6 @@ def finish_aed(exp_dir: str | Path, num: int, data_dir: str | Path, test_sets: l
     for name in test_sets:
         scores[name] = decode_aed(model, tokenizer, Path(data_dir) / name / "data.list", cfg.data,
                                   exp / f"decode_{name}", methods, beam_size, ctc_weight)
-    export_encoder(model, exp / "encoder", cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(avg))
+    export_encoder(model, exp / "encoder", cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(avg),
+                   fbank=cfg.data.fbank)
     return scores

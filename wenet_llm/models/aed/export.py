@@ -3,7 +3,9 @@
 ``exp/aed/encoder/`` holds
 - ``model.safetensors``: ``encoder.*`` (global CMVN included) and ``ctc.*`` weights. The CTC layer travels
   with the encoder because the LLM decoder uses it as a hallucination guard;
-- ``encoder.yaml``: the AED model config it was trained with, the source checkpoint and the ids;
+- ``encoder.yaml``: the AED model config it was trained with, the feature settings it expects (fbank
+  options; CMVN is inside the weights; the subsampling is in the model config), the source checkpoint
+  and the unit files, so a consumer reproduces the features without the AED's config;
 - ``units.txt`` (and ``bpe.model`` when the tokenizer has one): the CTC output units.
 No decoder weights are exported, and loading needs none.
 """
@@ -22,6 +24,7 @@ from torch import nn
 
 from wenet_llm.config import from_dict, to_dict
 from wenet_llm.config.aed import AEDModelConfig
+from wenet_llm.config.data import FbankConfig
 from wenet_llm.models.aed.asr_model import ASRModel
 from wenet_llm.models.aed.cmvn import GlobalCMVN
 from wenet_llm.models.aed.conformer_encoder import ConformerEncoder
@@ -68,8 +71,8 @@ def _cmvn_placeholder(cfg: AEDModelConfig) -> Optional[GlobalCMVN]:
 
 
 def export_encoder(model: ASRModel, out_dir: str | Path, units: str | Path, bpe_model: Optional[str | Path] = None,
-                   source: str = "") -> Path:
-    """Write the encoder + CTC of ``model`` (its config, units and tokenizer model) to ``out_dir``."""
+                   source: str = "", fbank: Optional[FbankConfig] = None) -> Path:
+    """Write the encoder + CTC of ``model`` (its config, feature settings, units and tokenizer model) to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k.startswith(EXPORTED_PREFIXES)}
@@ -77,8 +80,9 @@ def export_encoder(model: ASRModel, out_dir: str | Path, units: str | Path, bpe_
     save_file(state, str(tmp), metadata={"source": source})
     tmp.replace(out / WEIGHTS)  # atomic: a kill never leaves a half-written model
     with atomic_open(out / CONFIG) as f:
-        yaml.safe_dump({"model": to_dict(model.cfg), "source_checkpoint": source,
-                        "units": "units.txt", "bpe_model": "bpe.model" if bpe_model else None},
+        yaml.safe_dump({"model": to_dict(model.cfg), "fbank": to_dict(fbank) if fbank is not None else None,
+                        "source_checkpoint": source, "units": "units.txt",
+                        "bpe_model": "bpe.model" if bpe_model else None},
                        f, allow_unicode=True, sort_keys=False)
     shutil.copyfile(units, out / "units.txt")
     if bpe_model:
@@ -100,3 +104,37 @@ def load_encoder(export_dir: str | Path) -> ExportedEncoder:
     if missing or unexpected:
         raise ValueError(f"{export_dir / WEIGHTS} does not match {CONFIG}: missing {missing}, unexpected {unexpected}")
     return model.eval()
+
+
+def load_encoder_meta(export_dir: str | Path) -> dict:
+    """The export's ``encoder.yaml``: model config, fbank settings (None for exports made before they
+    were recorded), source checkpoint and unit files (paths made absolute)."""
+    export_dir = Path(export_dir)
+    path = export_dir / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{export_dir} is not an exported encoder (no {CONFIG}); export one with stage 3")
+    meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    fbank = meta.get("fbank")
+    meta["fbank"] = from_dict(FbankConfig, fbank, f"{path}: fbank") if fbank is not None else None
+    meta["units"] = str(export_dir / meta.get("units", "units.txt"))
+    meta["bpe_model"] = str(export_dir / meta["bpe_model"]) if meta.get("bpe_model") else None
+    return meta
+
+
+def save_encoder(encoder: ExportedEncoder, out_dir: str | Path, meta_from: str | Path, source: str = "") -> Path:
+    """Write a (possibly further trained) :class:`ExportedEncoder` in the export layout, taking the config,
+    feature settings and unit files from the export ``meta_from`` it started as."""
+    out, src = Path(out_dir), Path(meta_from)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(state, str(tmp), metadata={"source": source})
+    tmp.replace(out / WEIGHTS)
+    meta = yaml.safe_load((src / CONFIG).read_text(encoding="utf-8"))
+    meta["source_checkpoint"] = source or meta.get("source_checkpoint", "")
+    with atomic_open(out / CONFIG) as f:
+        yaml.safe_dump(meta, f, allow_unicode=True, sort_keys=False)
+    for name in ("units.txt", "bpe.model"):
+        if (src / name).is_file() and (src / name).resolve() != (out / name).resolve():
+            shutil.copyfile(src / name, out / name)
+    return out
