@@ -1,0 +1,75 @@
+"""Decode test sets with an LLM-ASR model (a training dir or an export) and score them.
+
+Examples:
+  python -m wenet_llm.bin.decode --model exp/llm_sft2 --test data/test/data.list --out exp/llm_sft2/decode_test
+  python -m wenet_llm.bin.decode --model exp/llm_ctx/export --test data/test_hotword/data.list \\
+      --out exp/llm_ctx/decode_test_hotword_ctx --context-from-list
+  python -m wenet_llm.bin.decode --model DIR --test LIST --out OUT --hotwords "Zorvath,Kavanok"
+
+Writes OUT/{text,results.jsonl,wer,summary.json} and prints the real-time factor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m wenet_llm.bin.decode", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="an LLM training dir (train.yaml) or an export dir")
+    p.add_argument("--checkpoint", default=None, help="with a training dir: a checkpoint dir of it (default: final)")
+    p.add_argument("--test", required=True, help="data.list / Kaldi dir of the test set")
+    p.add_argument("--out", required=True, help="output dir")
+    p.add_argument("--num-beams", type=int, default=None, help="beam size (default: the model config's decode.num_beams)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="hard cap on generated tokens (default: config)")
+    p.add_argument("--max-duration", type=float, default=None, help="seconds of audio per batch (default: config)")
+    p.add_argument("--hotwords", default=None, help='one hotword list for every utterance, e.g. "a,b"')
+    p.add_argument("--hotwords-file", default=None, help="one hotword per line, for every utterance")
+    p.add_argument("--context", default=None,
+                   help='per-utterance context, JSON lines {"key": ..., "hotwords": [...], "summary": ...}')
+    p.add_argument("--context-from-list", action="store_true",
+                   help="use each test entry's own hotwords / summary fields as its context")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch's default)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    import dataclasses
+
+    import torch
+
+    from wenet_llm.api import load
+    from wenet_llm.decode.llm_decode import ContextSource, decode_llm, read_context_jsonl
+    from wenet_llm.models.llm.prompt import hotword_list
+    from wenet_llm.utils.logging import setup_logging
+
+    setup_logging()
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    hotwords = hotword_list(args.hotwords)
+    try:
+        if args.hotwords_file:
+            with open(args.hotwords_file, encoding="utf-8") as f:
+                hotwords += [line.strip() for line in f if line.strip()]
+        per_utt = read_context_jsonl(args.context) if args.context else {}
+        recognizer = load(args.model, args.checkpoint, args.device)
+    except (OSError, ValueError) as e:
+        print(f"decode: {e}", file=sys.stderr)
+        return 2
+    gen = recognizer.cfg.decode
+    changes = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens),
+                                 ("max_duration", args.max_duration)) if v is not None}
+    gen = dataclasses.replace(gen, **changes)
+    gen.validate()
+    context = ContextSource(hotwords=hotwords, per_utt=per_utt, from_list=args.context_from_list)
+    decode_llm(recognizer.model, recognizer.tokenizer, recognizer.builder, gen, args.test, recognizer.cfg.data,
+               args.out, context, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Schema of the demo's base LLM: a small Qwen3 pre-trained on text that the demo grammar generates.
+
+No model hub is reachable where the demo runs, so the demo builds the LLM that its stage 4 reads through
+``--llm_path``, the way a corpus recipe reads Qwen3-8B: the genuine Qwen tokenizer trimmed to the
+corpus text, a Qwen3-architecture model of :class:`TinyLLMSize`, pre-trained on many more sentences
+than the speech transcripts (dev and test transcripts kept out), in the SFT stages' chat format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from wenet_llm.config.llm import PromptConfig
+from wenet_llm.config.train import TrainConfig
+
+
+@dataclass
+class TinyLLMSize:
+    """A Qwen3 configuration small enough to train on CPU."""
+
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    head_dim: int = 64
+    intermediate_size: int = 768
+    max_position_embeddings: int = 2048
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+
+    def validate(self) -> None:
+        if min(self.hidden_size, self.num_hidden_layers, self.num_attention_heads, self.num_key_value_heads,
+               self.head_dim, self.intermediate_size) < 1:
+            raise ValueError("every size must be >= 1")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError("num_key_value_heads must divide num_attention_heads")
+
+
+@dataclass
+class DemoLLMConfig:
+    num_sentences: int = 60000  # generated sentences, besides the training transcripts
+    seed: int = 1  # of the sentence generator (the corpus uses its own seed)
+    zh_fraction: float = 0.5
+    min_target_seconds: float = 2.5  # sentence lengths as the corpus draws them
+    max_target_seconds: float = 8.0
+    entity_rate: float = 0.08  # share of sentences naming an entity seen in the training transcripts
+    size: TinyLLMSize = field(default_factory=TinyLLMSize)
+    # The SFT stages' prompt: the LM learns the assistant turn of exactly this chat format (no speech).
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    max_tokens: int = 4096  # padded tokens per batch
+    sample_kind: Literal["plain"] = "plain"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        if self.num_sentences < 0 or not 0.0 <= self.zh_fraction <= 1.0 or not 0.0 <= self.entity_rate <= 1.0:
+            raise ValueError("num_sentences must be >= 0, zh_fraction and entity_rate in [0, 1]")
+        if not 0 < self.min_target_seconds <= self.max_target_seconds:
+            raise ValueError("0 < min_target_seconds <= max_target_seconds is required")

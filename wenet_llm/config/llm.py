@@ -1,0 +1,154 @@
+"""Schema of the LLM-ASR system (Index-ASR): exported encoder -> adapter -> causal LLM, and its SFT stages.
+
+One :class:`LLMExperimentConfig` describes one training stage (SFT 1, SFT 2 or the contextual SFT):
+the model, what of it trains (``model.trainable``), the prompt, the data and the trainer. The stages
+differ only in their YAML: SFT 1 trains ``[adapter]``; SFT 2 ``[encoder, adapter, lora]``; the
+contextual stage keeps SFT 2's set and mixes context into the prompts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from wenet_llm.config.data import DataConfig
+from wenet_llm.config.train import TrainConfig
+
+TRAINABLE_MODULES = ("encoder", "adapter", "lora", "llm")
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class AdapterConfig:
+    """Encoder frames -> LLM positions (Index-ASR's adapter).
+
+    stack: concatenate ``downsample`` consecutive encoder frames (40 ms -> 80 ms at k=2), then
+      Linear -> ReLU -> Linear to the LLM hidden size.
+    conv1d: a strided Conv1d (kernel = stride = ``downsample``) instead of the frame stacking,
+      then ReLU -> Linear.
+    """
+
+    type: Literal["stack", "conv1d"] = "stack"
+    downsample: int = 2
+    hidden_size: int = 2048
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        if self.downsample < 1 or self.hidden_size < 1:
+            raise ValueError(f"downsample and hidden_size must be >= 1, got {self.downsample}, {self.hidden_size}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class DecoderLLMConfig:
+    """The causal LLM: a local Hugging Face directory (config, weights, tokenizer and chat template)."""
+
+    path: str = ""  # e.g. /models/Qwen3-8B; nothing is ever downloaded
+    dtype: Literal["fp32", "bf16", "fp16"] = "bf16"  # the frozen weights' dtype; trained weights stay fp32
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+
+
+@dataclass
+class LoraConfig:
+    """LoRA on the LLM through peft (SFT 2 and the contextual stage)."""
+
+    enabled: bool = False
+    r: int = 64
+    alpha: int = 128
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+
+    def validate(self) -> None:
+        if self.r < 1 or self.alpha <= 0:
+            raise ValueError(f"r must be >= 1 and alpha > 0, got r={self.r}, alpha={self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.target_modules:
+            raise ValueError("target_modules must name at least one module, e.g. q_proj")
+
+
+@dataclass
+class LLMASRModelConfig:
+    encoder_dir: str = "exp/aed/encoder"  # stage 3's export (encoder with CMVN inside, CTC layer)
+    llm: DecoderLLMConfig = field(default_factory=DecoderLLMConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    # What trains; the rest is frozen (the encoder runs under no_grad in eval mode when frozen).
+    # Names: encoder, adapter, lora (needs lora.enabled), llm (every LLM weight; not with lora).
+    trainable: list[str] = field(default_factory=lambda: ["adapter"])
+    # Auxiliary CTC loss on the encoder's own CTC layer when the encoder trains: keeps that layer a
+    # valid recogniser (the hallucination guard compares with it). 0 = off.
+    ctc_weight: float = 0.0
+    encoder_dropout: float = -1.0  # < 0: keep the exported encoder's dropout rates when it trains
+
+    def validate(self) -> None:
+        unknown = sorted(set(self.trainable) - set(TRAINABLE_MODULES))
+        if unknown:
+            raise ValueError(f"trainable: unknown module(s) {unknown}; valid: {list(TRAINABLE_MODULES)}")
+        if not self.trainable:
+            raise ValueError(f"trainable is empty; name at least one of {list(TRAINABLE_MODULES)}")
+        if "lora" in self.trainable and not self.lora.enabled:
+            raise ValueError("trainable names lora but lora.enabled is false")
+        if "llm" in self.trainable and self.lora.enabled:
+            raise ValueError("trainable names llm (full fine-tuning) while lora.enabled is true; choose one")
+        if not 0.0 <= self.ctc_weight < 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1), got {self.ctc_weight}")
+        if self.ctc_weight > 0 and "encoder" not in self.trainable:
+            raise ValueError("ctc_weight > 0 needs a trainable encoder (the CTC layer is frozen otherwise)")
+
+
+@dataclass
+class PromptConfig:
+    """The chat prompt (built with the LLM tokenizer's own chat template, thinking disabled).
+
+    The user turn holds the optional context block, the instruction and the speech, in that order;
+    the assistant turn holds the transcript and the end-of-turn token.
+    """
+
+    system: str = ""  # empty: no system turn
+    instruction: str = "Transcribe the speech."
+    hotwords_prefix: str = "Hotwords: "
+    hotword_separator: str = ", "
+    summary_prefix: str = "Context: "
+    max_hotwords: int = 100  # longer lists are cut (a warning says so at decoding)
+    max_context_tokens: int = 512  # the context block is cut to this many tokens
+    # lower: train and decode English in lower case (Qwen reads natural text better than the upper-case
+    # transcripts of LibriSpeech-style corpora) and write hypotheses upper-cased back.
+    english_case: Literal["keep", "lower"] = "keep"
+
+    def validate(self) -> None:
+        if self.max_hotwords < 0 or self.max_context_tokens < 0:
+            raise ValueError("max_hotwords and max_context_tokens must be >= 0")
+        if not self.instruction.strip():
+            raise ValueError("instruction must not be empty")
+
+
+@dataclass
+class GenerationConfig:
+    """Decoding of the LLM: greedy (num_beams 1) or beam search, with a KV cache."""
+
+    num_beams: int = 1
+    max_new_tokens: int = 256
+    # Output length cap from the audio: at most max_tokens_per_second * seconds + min_new_tokens new tokens.
+    max_tokens_per_second: float = 0.0  # 0: only max_new_tokens
+    min_new_tokens_cap: int = 8
+    max_duration: float = 120.0  # seconds of audio per decoding batch
+
+    def validate(self) -> None:
+        if self.num_beams < 1 or self.max_new_tokens < 1 or self.max_duration <= 0:
+            raise ValueError("num_beams and max_new_tokens must be >= 1 and max_duration > 0")
+        if self.max_tokens_per_second < 0 or self.min_new_tokens_cap < 1:
+            raise ValueError("max_tokens_per_second must be >= 0 and min_new_tokens_cap >= 1")
+
+
+@dataclass
+class LLMExperimentConfig:
+    """One LLM-ASR training stage (SFT 1, SFT 2 or contextual SFT)."""
+
+    experiment: Literal["llm_asr"] = "llm_asr"
+    model: LLMASRModelConfig = field(default_factory=LLMASRModelConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: GenerationConfig = field(default_factory=GenerationConfig)
