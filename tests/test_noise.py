@@ -1,11 +1,11 @@
-"""Tests for wenet_llm.data.noise."""
+"""Tests for wenet_llm.synth.noise."""
 
 import numpy as np
 import pytest
 from scipy.signal import welch
 
-from wenet_llm.data import noise
-from wenet_llm.data.noise import (
+from wenet_llm.synth import noise
+from wenet_llm.synth.noise import (
     NON_SPEECH_KINDS,
     babble,
     hum,

@@ -14,7 +14,7 @@ import time
 
 from wenet_llm.config import ConfigError, load_config
 from wenet_llm.config.demo_corpus import DemoCorpusConfig
-from wenet_llm.data.demo_corpus import generate
+from wenet_llm.synth.demo_corpus import generate
 from wenet_llm.utils.logging import setup_logging
 
 

@@ -22,7 +22,7 @@ from scipy.signal import fftconvolve, resample_poly
 
 from wenet_llm.config.data import NoiseAugConfig, ReverbConfig, SpecAugConfig, SpeedPerturbConfig
 from wenet_llm.data.features import load_audio, resample
-from wenet_llm.data.noise import mix_at_snr, rms
+from wenet_llm.synth.noise import mix_at_snr, rms
 
 __all__ = [
     "NoiseSource",
