@@ -35,7 +35,7 @@ import soundfile as sf
 
 from wenet_llm.config import save_config
 from wenet_llm.config.demo_corpus import SPLITS, DemoCorpusConfig
-from wenet_llm.data import formats
+from wenet_llm.data import formats, mixing
 from wenet_llm.synth import demo_text, noise
 from wenet_llm.utils.fileio import atomic_open
 
@@ -264,7 +264,7 @@ def _make_noisy(job: tuple) -> int:
         background = noise.babble([_read_wav(p) for p in babble_paths], len(speech), rng)
     else:
         background = noise.non_speech(kind, len(speech), rng, sample_rate)
-    return _write_wav(out_path, noise.mix_at_snr(speech, background, snr_db, rng), sample_rate)
+    return _write_wav(out_path, mixing.mix_at_snr(speech, background, snr_db, rng), sample_rate)
 
 
 def _make_non_speech(job: tuple) -> int:
