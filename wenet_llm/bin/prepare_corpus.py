@@ -1,6 +1,7 @@
 """Stage 0 data preparation: a local corpus -> validated data/<split>/{data.list, Kaldi dir, report}.
 
 Corpora: demo (the generated corpus), aishell2, aishell (AISHELL-1), librispeech.
+A split that ends up with no utterance is an error (exit 1), after its report is written.
 
 Example: python -m wenet_llm.bin.prepare_corpus --corpus aishell2 --corpus-dir /data/AISHELL-2-root --out data
 """
@@ -14,7 +15,7 @@ import sys
 
 from wenet_llm.config import ConfigError, load_config
 from wenet_llm.config.data import ValidateConfig
-from wenet_llm.data.prepare import CORPORA, UnknownNameError, prepare_corpus, prepare_demo
+from wenet_llm.data.prepare import CORPORA, EmptySplitError, UnknownNameError, prepare_corpus, prepare_demo
 from wenet_llm.utils.logging import setup_logging
 
 
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, UnknownNameError) as e:  # a missing folder, an unknown part
         print(f"prepare_corpus: {e}", file=sys.stderr)
         return 2
+    except EmptySplitError as e:
+        print(f"prepare_corpus: {e}", file=sys.stderr)
+        return 1
     totals = {part: report["totals"] for part, report in summary.items()}
     logging.info("prepared %s into %s:\n%s", args.corpus, args.out, json.dumps(totals, indent=1))
     return 0

@@ -4,7 +4,10 @@ Example:
     python -m wenet_llm.bin.validate --in data/train --out data/train/clean.list \\
         --report data/train/validate.json --units data/lang/units.txt
 
---in takes a WeNet data.list, a Kaldi data dir or a lhotse manifest (see wenet_llm.data.formats).
+--in takes a WeNet data.list, a Kaldi data dir or a lhotse manifest (see wenet_llm.data.formats);
+relative wav paths are resolved against the folder of the list (or of wav.scp).
+Exit status: 0 when entries were kept; 1 when the input holds no entry or none passed; 2 on a bad
+input path or config.
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_summary(report))
     logging.info("clean list: %s; report: %s", args.out, args.report)
-    if report["totals"]["entries"] and not report["totals"]["kept"]:
+    if not report["totals"]["entries"]:
+        print(f"validate: {args.inp} holds no entries; {args.out} is empty", file=sys.stderr)
+        return 1
+    if not report["totals"]["kept"]:
         print(f"validate: no entry of {args.inp} passed; see {args.report}", file=sys.stderr)
         return 1
     return 0

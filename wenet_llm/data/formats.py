@@ -20,8 +20,14 @@ Inputs :func:`iter_entries` and :func:`load_cuts` accept:
 
 Format is decided by content (the first JSON line), not by file name.
 
+A relative ``wav`` path in a data.list or ``wav.scp`` is resolved against the folder holding that
+file, not the current directory, so a data dir can be moved or used from anywhere with its audio
+beside it; entries carry the absolute path. (Paths in lhotse manifests follow lhotse's rule.)
+
 An entry whose text line is not valid UTF-8 is still yielded, decoded with replacement characters
-and marked ``"_error": "non_utf8_text"``, so that validation can count it instead of crashing.
+and marked ``"_error": "non_utf8_text"``, so that validation can count it instead of crashing. In a
+Kaldi dir, a ``text`` line whose key has no audio (no ``wav.scp`` or ``segments`` line) is yielded
+too, with an empty ``wav`` and ``"_error": "transcript_without_audio"``, so it is counted rather than lost.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 CORE_FIELDS = ("key", "wav", "txt", "start", "end")
 NON_UTF8 = "non_utf8_text"
+NO_AUDIO = "transcript_without_audio"
 # Kaldi per-utterance files that map to entry fields of another name.
 KALDI_FIELD_FILES = {"spk": "utt2spk", "lang": "utt2lang", "duration": "utt2dur"}
 # A segment may end this far past the end of its file (times rounded when written); it is clipped.
@@ -122,8 +129,16 @@ def _decode_line(raw: bytes) -> tuple[str, bool]:
         return raw.decode("utf-8", errors="replace"), False
 
 
+def resolve_wav(wav: str, base: Path) -> str:
+    """``wav`` as an absolute path, a relative one taken from folder ``base``; URLs are kept."""
+    if os.path.isabs(wav) or "://" in wav:
+        return wav
+    return os.path.abspath(os.path.join(base, wav))
+
+
 def read_data_list(path: str | os.PathLike) -> Iterator[dict]:
-    """Entries of a WeNet raw data.list (JSON lines; blank lines are skipped)."""
+    """Entries of a WeNet raw data.list (JSON lines; blank lines are skipped); relative wav paths are
+    resolved against the list's folder."""
     path = Path(path)
     with _open_text(path) as f:
         for lineno, raw in enumerate(f, 1):
@@ -138,6 +153,7 @@ def read_data_list(path: str | os.PathLike) -> Iterator[dict]:
             if not isinstance(entry, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(entry).__name__}")
             _check_entry(entry, f"{path}:{lineno}")
+            entry["wav"] = resolve_wav(entry["wav"], path.parent)
             if not ok:
                 entry["_error"] = NON_UTF8
             yield entry
@@ -215,8 +231,10 @@ def read_kaldi_dir(data_dir: str | os.PathLike) -> Iterator[dict]:
     """Entries of a Kaldi data dir, in the order of ``segments`` (when present) or ``wav.scp``.
 
     A key in ``wav.scp``/``segments`` without a ``text`` line gets an empty transcript (logged), so
-    validation reports it as ``empty_text`` instead of the whole read failing. A ``utt2spk`` speaker
-    equal to the key is Kaldi's "no speaker" and gives no ``spk``; a segment ``0 -1`` no start/end.
+    validation reports it as ``empty_text`` instead of the whole read failing. A key in ``text``
+    without audio is yielded last, marked ``transcript_without_audio`` (logged), so validation
+    counts it. A ``utt2spk`` speaker equal to the key is Kaldi's "no speaker" and gives no ``spk``;
+    a segment ``0 -1`` no start/end. Relative wav paths are resolved against ``data_dir``.
     """
     d = Path(data_dir)
     wav_scp, text_file, segments_file = d / "wav.scp", d / "text", d / "segments"
@@ -229,7 +247,7 @@ def read_kaldi_dir(data_dir: str | os.PathLike) -> Iterator[dict]:
         if not rx:
             raise ValueError(f"{wav_scp}:{lineno}: expected 'key path', got only {key!r}")
         _check_plain_path(wav_scp, lineno, key, rx)
-        wavs.append((lineno, key, rx))
+        wavs.append((lineno, key, resolve_wav(rx, d)))
     texts = _kaldi_map(text_file, need_value=False)
     extras: dict[str, dict[str, tuple[str, bool]]] = {}
     file_to_field = {v: k for k, v in KALDI_FIELD_FILES.items()}
@@ -278,6 +296,13 @@ def read_kaldi_dir(data_dir: str | os.PathLike) -> Iterator[dict]:
         yield entry
     if no_text:
         logger.warning("%s: %d utterance(s) have no line in text; they get an empty transcript", d, no_text)
+    with_audio = {key for key, _, _, _ in utts}
+    orphans = [key for key in texts if key not in with_audio]
+    for key in orphans:
+        yield {"key": key, "wav": "", "txt": texts[key][0], "_error": NO_AUDIO}
+    if orphans:
+        logger.warning("%s: %d line(s) of text have no audio in %s (e.g. %s)", d, len(orphans),
+                       "segments" if segments_file.is_file() else "wav.scp", orphans[0])
 
 
 def _lhotse_pair(path: Path, kind: str) -> tuple[Path, Path]:
