@@ -9,11 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
-from wenet_llm.data.tokenizer import load_tokenizer
-from wenet_llm.decode.aed_decode import METHODS, decode_aed
-from wenet_llm.train.aed import load_trained
+from wenet_llm.decode.aed_decode import METHODS
+from wenet_llm.train.aed import decode_trained
 from wenet_llm.utils.logging import setup_logging
 
 
@@ -34,12 +31,12 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging()
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    model, cfg = load_trained(args.exp_dir, args.checkpoint)
-    tokenizer = load_tokenizer(cfg.tokenizer.units, cfg.tokenizer.bpe_model)
-    decode_aed(model, tokenizer, args.test, cfg.data, args.out, args.methods, args.beam_size, args.ctc_weight,
-               args.max_duration)
+    try:
+        decode_trained(args.exp_dir, args.checkpoint, args.test, args.out, args.methods, args.beam_size,
+                       args.ctc_weight, args.max_duration, args.num_threads)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"decode_aed: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

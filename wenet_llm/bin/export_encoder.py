@@ -9,8 +9,7 @@ import argparse
 import logging
 import sys
 
-from wenet_llm.models.aed.export import export_encoder
-from wenet_llm.train.aed import load_trained
+from wenet_llm.train.aed import export_trained
 from wenet_llm.utils.logging import setup_logging
 
 
@@ -25,8 +24,11 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging()
-    model, cfg = load_trained(args.exp_dir, args.checkpoint)
-    out = export_encoder(model, args.out, cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(args.checkpoint))
+    try:
+        out = export_trained(args.exp_dir, args.checkpoint, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"export_encoder: {e}", file=sys.stderr)
+        return 1
     logging.info("exported the encoder of %s to %s", args.checkpoint, out)
     return 0
 

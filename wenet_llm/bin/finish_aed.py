@@ -2,6 +2,7 @@
 
 Example: python -m wenet_llm.bin.finish_aed --exp-dir exp/aed --num 30 --data-dir data --test-sets dev test
 Writes exp/aed/avg_<num>.pt, exp/aed/decode_<set>/<method>/{text,wer} and exp/aed/encoder/.
+Every input (the training dir, its checkpoints, each test set) is checked before any work starts.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging()
-    finish_aed(args.exp_dir, args.num, args.data_dir, args.test_sets, args.methods, args.beam_size, args.ctc_weight)
+    try:
+        finish_aed(args.exp_dir, args.num, args.data_dir, args.test_sets, args.methods, args.beam_size,
+                   args.ctc_weight)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"finish_aed: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
