@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Checkpoint kinds ``python -m wenet_llm.bin.average_model --mode`` picks from (epoch_* and step_*, or one kind).
+AVERAGE_MODES = ("hybrid", "epoch", "step")
+
 
 @dataclass
 class OptimConfig:

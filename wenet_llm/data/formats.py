@@ -41,14 +41,17 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
 import soundfile as sf
-from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
-from lhotse.audio import AudioSource
-from lhotse.cut import MonoCut, MultiCut
 
 from wenet_llm.utils.fileio import atomic_open
+
+if TYPE_CHECKING:
+    from lhotse import CutSet, Recording
+
+# lhotse (which loads torch) is imported inside the functions that build cuts, so that the tools that
+# only read lists and Kaldi dirs, and every --help, start without it.
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +321,8 @@ def _lhotse_pair(path: Path, kind: str) -> tuple[Path, Path]:
 
 
 def _cuts_from_lhotse_file(path: Path, kind: str) -> CutSet:
+    from lhotse import CutSet, RecordingSet, SupervisionSet
+
     if kind == "lhotse_cuts":
         return CutSet.from_file(path)
     rec_path, sup_path = _lhotse_pair(path, kind)
@@ -363,6 +368,9 @@ class _RecordingIds:
 
 
 def recording_from_file(wav: str, recording_id: str) -> Recording:
+    from lhotse import Recording
+    from lhotse.audio import AudioSource
+
     info = sf.info(wav)
     return Recording(
         id=recording_id,
@@ -380,6 +388,9 @@ def entries_to_cuts(entries: Iterable[dict]) -> CutSet:
     loader can downmix (``cut.load_audio()`` is then (C, N)). Raises ValueError, naming the entry, on
     audio that cannot be read or a segment outside the file: validate the data first.
     """
+    from lhotse import CutSet, SupervisionSegment
+    from lhotse.cut import MonoCut, MultiCut
+
     rec_ids = _RecordingIds()
     recordings: dict[str, Recording] = {}
     cuts = []
@@ -415,6 +426,8 @@ def entries_to_cuts(entries: Iterable[dict]) -> CutSet:
 def cuts_to_entries(cuts: Iterable) -> Iterator[dict]:
     """One entry per supervision. ``start``/``end`` are set unless it spans the whole recording;
     ``duration`` (of the utterance, in seconds) is always set."""
+    from lhotse import SupervisionSegment
+
     for cut in cuts:
         rec = cut.recording if cut.has_recording else None
         src = rec.sources[0] if rec is not None and len(rec.sources) == 1 else None
@@ -548,6 +561,8 @@ def export_shar(cuts: CutSet, out_dir: str | os.PathLike, shard_size: int = 1000
 
 def load_shar(in_dir: str | os.PathLike) -> CutSet:
     """A lazy CutSet over a Shar dir; its audio is read from the tar shards."""
+    from lhotse import CutSet
+
     if not is_shar_dir(in_dir):
         raise ValueError(f"{in_dir}: not a lhotse Shar dir (no cuts.*.jsonl.gz); write one with export_shar")
     return CutSet.from_shar(in_dir=in_dir)
