@@ -1,10 +1,11 @@
-"""The recipe runner: stage checks.
+"""The recipe runner: stage checks and the --help generated from each recipe's configuration block.
 
 Every check here fails before any stage runs, so these tests take seconds: nothing is prepared or trained.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,13 @@ LAST_STAGE = 3  # the last stage the recipes implement
 def run(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "run.sh", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
                           env=env)
+
+
+def config_block(recipe: str) -> list[tuple[str, str]]:
+    """(name, value as written) of each option in a recipe's configuration block."""
+    text = (REPO / "examples" / recipe / "s0" / "run.sh").read_text()
+    block = text.split("# begin configuration\n", 1)[1].split("# end configuration", 1)[0]
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"^([A-Za-z_]\w*)=(\"[^\"]*\"|\S*)", block, re.M)]
 
 
 BAD_STAGES = [
@@ -49,3 +57,18 @@ def test_top_level_run_sh_refuses_bad_stages(args, message, tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"run.sh: {message}" in proc.stderr
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_help_lists_every_option_with_its_default(recipe):
+    proc = run(REPO / "examples" / recipe / "s0", "--help")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    options = [line.split()[0] for line in lines if line.startswith("  --")]
+    block = config_block(recipe)
+    assert options == [f"--{name}" for name, _ in block] + ["--config"]
+    for name, value in block:
+        line = next(line for line in lines if line.startswith(f"  --{name} "))
+        if "$(" not in value:  # a computed default (nj=$(nproc)) shows its value on this machine
+            shown = value if value.startswith('"') or value else '""'
+            assert line.startswith(f"  --{name} {shown}"), (line, value)
