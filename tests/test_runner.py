@@ -1,10 +1,11 @@
-"""The recipe runner: stage checks and the --help generated from each recipe's configuration block.
+"""The recipe runner: stage checks, the --help generated from each recipe's configuration block, stage 3's done-check.
 
 Every check here fails before any stage runs, so these tests take seconds: nothing is prepared or trained.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from pathlib import Path
@@ -72,3 +73,20 @@ def test_help_lists_every_option_with_its_default(recipe):
         if "$(" not in value:  # a computed default (nj=$(nproc)) shows its value on this machine
             shown = value if value.startswith('"') or value else '""'
             assert line.startswith(f"  --{name} {shown}"), (line, value)
+
+
+def test_stage3_done_check_includes_the_decode_methods(tmp_path):
+    recipe = REPO / "examples" / "demo" / "s0"
+    exp = tmp_path / "exp"
+    (exp / "aed").mkdir(parents=True)
+    (exp / "aed" / "final.pt").write_bytes(b"stands for a trained model")
+    digest = hashlib.sha256(b"stands for a trained model").hexdigest()[:16]
+    done = "ctc_greedy_search attention_rescoring"
+    (exp / "aed" / ".stage3.done").write_text(
+        f"average_num=3 tests=test test_noisy test_hotword methods={done} final={digest}\n")
+    common = ["--stage", "3", "--stop_stage", "3", "--exp", str(exp), "--data", str(tmp_path / "data")]
+    same = run(recipe, *common, "--decode_methods", done)
+    assert same.returncode == 0 and "already done" in same.stdout, same.stdout + same.stderr
+    other = run(recipe, *common, "--decode_methods", "ctc_prefix_beam_search")
+    assert other.returncode == 1
+    assert "made with other options" in other.stderr and "methods=ctc_prefix_beam_search" in other.stderr

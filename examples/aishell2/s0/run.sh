@@ -75,7 +75,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  signature="average_num=${average_num} tests=${test_sets} final=$(file_digest "${exp}/aed/final.pt")"
+  signature="average_num=${average_num} tests=${test_sets} methods=${decode_methods} final=$(file_digest "${exp}/aed/final.pt")"
   if should_run 3 "${exp}/aed/.stage3.done" "${signature}" \
       "average + decode + export: ${exp}/aed -> avg_${average_num}.pt, decode_{${test_sets// /,}}/, encoder/"; then
     # shellcheck disable=SC2086 # the set and method lists are meant to split into words
