@@ -1,4 +1,4 @@
-"""The recipe runner: stage checks, the --help generated from each recipe's configuration block, stage 3's done-check.
+"""The recipe runner: stage checks, generated --help, stage 3's done-check, recipes copied out of the tree.
 
 Every check here fails before any stage runs, so these tests take seconds: nothing is prepared or trained.
 """
@@ -6,7 +6,9 @@ Every check here fails before any stage runs, so these tests take seconds: nothi
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -90,3 +92,57 @@ def test_stage3_done_check_includes_the_decode_methods(tmp_path):
     other = run(recipe, *common, "--decode_methods", "ctc_prefix_beam_search")
     assert other.returncode == 1
     assert "made with other options" in other.stderr and "methods=ctc_prefix_beam_search" in other.stderr
+
+
+def clean_env(**extra: str) -> dict:
+    """The environment without any hint of where the toolkit is."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("WENET_LLM_ROOT", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env["PATH"] = "/usr/bin:/bin"
+    env["PYTHONNOUSERSITE"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def copied_recipe(tmp_path) -> Path:
+    dst = tmp_path / "my_corpus" / "s0"
+    shutil.copytree(REPO / "examples" / "demo" / "s0", dst, ignore=shutil.ignore_patterns("data", "exp", "exp_*"))
+    return dst
+
+
+def test_copied_recipe_without_the_toolkit_says_how_to_set_it_up(copied_recipe):
+    proc = run(copied_recipe, "--help", env=clean_env())
+    assert proc.returncode != 0
+    assert f"cannot find the wenet_llm toolkit for the recipe in {copied_recipe}" in proc.stderr
+    assert "export WENET_LLM_ROOT=" in proc.stderr and "cp -r" in proc.stderr
+    assert "No such file or directory" not in proc.stderr
+    bad = run(copied_recipe, "--help", env=clean_env(WENET_LLM_ROOT=str(copied_recipe)))
+    assert bad.returncode != 0 and f"WENET_LLM_ROOT={copied_recipe} holds no tools/recipe_lib.sh" in bad.stderr
+
+
+def test_copied_recipe_finds_the_toolkit_through_wenet_llm_root(copied_recipe, tmp_path):
+    env = clean_env(WENET_LLM_ROOT=str(REPO))
+    if "PYTHONPATH" in os.environ:  # keep testing this checkout when it is not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    proc = run(copied_recipe, "--help", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "--num_utts 3000" in proc.stdout
+    proc = run(copied_recipe, "--stage", "abc", "--data", str(tmp_path / "data"), env=env)
+    assert proc.returncode == 1 and "--stage must be a stage number" in proc.stderr
+
+
+def test_copied_recipe_finds_the_toolkit_through_the_active_python(copied_recipe):
+    # The toolkit's environment active (its python3 first on PATH), no WENET_LLM_ROOT.
+    env = clean_env(PATH=f"{REPO / '.venv' / 'bin'}:/usr/bin:/bin")
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    proc = run(copied_recipe, "--help", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "--num_utts 3000" in proc.stdout
+
+
+def test_recipes_share_one_path_sh():
+    # Each recipe carries its own path.sh (it must, to find the toolkit); they stay identical.
+    texts = {r: (REPO / "examples" / r / "s0" / "path.sh").read_text() for r in RECIPES}
+    assert len(set(texts.values())) == 1
