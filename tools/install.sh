@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install wenet_llm into ./.venv, with the system tools the demo and the tests need.
+# Install wenet_llm into ./.venv, with the system tools the demo needs (shellcheck, needed only by
+# the tests, is installed by tools/test.sh).
 # Idempotent: a stamp keyed on setup.py and TORCH_SPEC makes a second run return at once.
 #
 #   TORCH_SPEC  the torch requirement installed in the same pip command as everything else
@@ -13,17 +14,17 @@ torch_spec="${TORCH_SPEC:-torch==2.13.0}"
 python="${PYTHON:-python3}"
 
 missing=()
-for tool in espeak-ng sox shellcheck; do
+for tool in espeak-ng sox; do
   command -v "${tool}" > /dev/null || missing+=("${tool}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get > /dev/null; then
     echo "install.sh: installing system tools: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox libsox-fmt-all shellcheck > /dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox libsox-fmt-all > /dev/null
   else
     echo "install.sh: missing system tools: ${missing[*]}" >&2
-    echo "install.sh: install them, e.g.: sudo apt-get install -y espeak-ng sox libsox-fmt-all shellcheck" >&2
+    echo "install.sh: install them, e.g.: sudo apt-get install -y espeak-ng sox libsox-fmt-all" >&2
     exit 1
   fi
 fi
