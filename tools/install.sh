@@ -4,8 +4,9 @@
 # Idempotent: a stamp keyed on setup.py and TORCH_SPEC makes a second run return at once.
 #
 #   TORCH_SPEC  the torch requirement installed in the same pip command as everything else
-#               (default "torch==2.13.0", the CPU build). GPU users set their CUDA build, e.g.
-#               TORCH_SPEC="torch==2.13.0" PIP_EXTRA_INDEX_URL=<their CUDA wheel index>.
+#               (default "torch==2.13.0"). Which build that gets depends on the package index: PyPI's
+#               Linux wheels are CUDA builds. To choose, name the build and an index that has it, e.g.
+#               TORCH_SPEC="torch==2.13.0+cpu" PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
