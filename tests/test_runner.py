@@ -146,3 +146,13 @@ def test_recipes_share_one_path_sh():
     # Each recipe carries its own path.sh (it must, to find the toolkit); they stay identical.
     texts = {r: (REPO / "examples" / r / "s0" / "path.sh").read_text() for r in RECIPES}
     assert len(set(texts.values())) == 1
+
+
+def test_a_bad_option_value_is_named_as_the_option(tmp_path):
+    # The recipe hands --num_utts to the corpus generator; the error names the option, not the config file.
+    proc = run(REPO / "examples" / "demo" / "s0", "--num_utts", "-5", "--stop_stage", "0",
+               "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"))
+    assert proc.returncode != 0
+    assert "make_demo_corpus: --num-utts -5: num_utts must be >= 20" in proc.stdout + proc.stderr
+    assert "make_demo_corpus: conf/demo_corpus.yaml:" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "data" / ".stage0.done").exists()

@@ -163,14 +163,16 @@ def _convert(value: Any, tp: Any, where: str, origins: Mapping[str, str] | None 
     raise ConfigError(f"{where}: unsupported schema type {_type_name(tp)}")
 
 
-def _set_here(origins: Mapping[str, str] | None, path: str) -> list[str]:
-    """The command-line options that set a field of the section at ``path`` (or the section itself)."""
-    found = []
+def _set_here(origins: Mapping[str, str] | None, path: str, message: str) -> list[str]:
+    """The command-line options that set a field of the section at ``path`` (or the section itself);
+    of those, the ones whose field the error ``message`` names, when it names any."""
+    found = {}
     for key, origin in (origins or {}).items():
         parent = key.rpartition(".")[0]
         if parent == path or key == path or path.startswith(key + "."):
-            found.append(origin)
-    return found
+            found[key.rpartition(".")[2]] = origin
+    named = [origin for field, origin in found.items() if re.search(rf"\b{re.escape(field)}\b", message)]
+    return named or list(found.values())
 
 
 def _build(cls: type[T], data: dict, where: str, origins: Mapping[str, str] | None = None, path: str = "") -> T:
@@ -191,7 +193,7 @@ def _build(cls: type[T], data: dict, where: str, origins: Mapping[str, str] | No
         try:
             validate()
         except ValueError as e:
-            cli = _set_here(origins, path)
+            cli = _set_here(origins, path, str(e))
             if cli:  # name the option first: the file may be fine
                 source = where.replace("<defaults>", "the defaults", 1)
                 raise ConfigError(f"{', '.join(cli)}: {e} (other values from {source})") from None
