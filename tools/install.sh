@@ -7,17 +7,27 @@
 #               (default "torch==2.13.0"). Which build that gets depends on the package index: PyPI's
 #               Linux wheels are CUDA builds. To choose, name the build and an index that has it, e.g.
 #               TORCH_SPEC="torch==2.13.0+cpu" PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+#
+# bash tools/install.sh --check changes nothing: exit 0 when the install is complete and current, else 1.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="${root}/.venv"
 torch_spec="${TORCH_SPEC:-torch==2.13.0}"
 python="${PYTHON:-python3}"
+check_only=false
+[ "${1:-}" != --check ] || check_only=true
 
 missing=()
 for tool in espeak-ng sox; do
   command -v "${tool}" > /dev/null || missing+=("${tool}")
 done
+stamp_value="$(sha256sum "${root}/setup.py" | cut -d' ' -f1) ${torch_spec}"
+stamp="${venv}/.wenet_llm_install_stamp"
+if ${check_only}; then
+  [ ${#missing[@]} -eq 0 ] && [ -f "${stamp}" ] && [ "$(cat "${stamp}")" = "${stamp_value}" ]
+  exit
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get > /dev/null; then
     echo "install.sh: installing system tools: ${missing[*]}"
@@ -30,8 +40,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-stamp_value="$(sha256sum "${root}/setup.py" | cut -d' ' -f1) ${torch_spec}"
-stamp="${venv}/.wenet_llm_install_stamp"
 if [ -f "${stamp}" ] && [ "$(cat "${stamp}")" = "${stamp_value}" ]; then
   exit 0
 fi
