@@ -58,6 +58,8 @@ setup(
             "wenet_llm-decode-aed=wenet_llm.bin.decode_aed:main",
             "wenet_llm-export-encoder=wenet_llm.bin.export_encoder:main",
             "wenet_llm-finish-aed=wenet_llm.bin.finish_aed:main",
+            "wenet_llm-score=wenet_llm.bin.score:main",
+            "wenet_llm-make-noisy-set=wenet_llm.bin.make_noisy_set:main",
         ],
     },
 )

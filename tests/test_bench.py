@@ -17,3 +17,15 @@ def test_aed_step_bench_prints_its_figures():
     for label in ("train step (forward + backward):", "encoder-only forward:"):
         line = next(x for x in proc.stdout.splitlines() if x.startswith(label))
         assert "median of 2" in line and " s " in line
+
+
+def test_score_speed_bench_prints_its_figures():
+    proc = subprocess.run([sys.executable, "bench/score_speed.py", "--num-utts", "40", "--long-form", "1",
+                           "--long-tokens", "60"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("set: 41 utterances (1 long-form of 60 tokens)")
+    assert "result (identical for both): Overall -> " in proc.stdout
+    for label in ("python aligner (old):", "kaldialign (new):", "hallucination metrics on top:"):
+        line = next(x for x in proc.stdout.splitlines() if x.startswith(label))
+        assert line.endswith("median of 1")
+    assert any(x.startswith("speed-up: ") and x.endswith("x") for x in proc.stdout.splitlines())

@@ -11,7 +11,7 @@ import pytest
 
 from wenet_llm.bin import compute_wer as compute_wer_cli
 from wenet_llm.score.wer import (
-    Counts, align, read_kaldi_text, score, split_chars, token_cluster, tokenize,
+    Counts, align, align_python, read_kaldi_text, score, split_chars, token_cluster, tokenize,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,6 +81,53 @@ def test_ties_exact_paths():
     assert align([], ["A", "B"]) == [("I", None, "A"), ("I", None, "B")]
     assert align(["A", "B"], []) == [("D", "A", None), ("D", "B", None)]
     assert align([], []) == []
+
+
+@pytest.mark.parametrize("aligner", [align, align_python])
+def test_hand_computed_ties_both_aligners(aligner):
+    assert aligner(["A", "B"], ["B", "A"]) == [("I", None, "B"), ("C", "A", "A"), ("D", "B", None)]
+    assert aligner(["X", "A"], ["A", "Y"]) == [("D", "X", None), ("C", "A", "A"), ("I", None, "Y")]
+    assert aligner(["A", "B"], ["C"]) == [("S", "A", "C"), ("D", "B", None)]
+    assert aligner([], []) == []
+    assert aligner([], ["A"]) == [("I", None, "A")]
+    assert aligner(["A"], []) == [("D", "A", None)]
+
+
+def test_compiled_align_equals_python_reference_pair_for_pair():
+    # The guarantee: align (kaldialign, hypothesis first) == align_python (WeNet's tie order), so the S/D/I
+    # split is WeNet's, not just the total. Small alphabets make ties frequent.
+    rng = random.Random(2024)
+    for trial in range(3000):
+        alphabet = "ab" if trial % 3 == 0 else "abcde"
+        ref = [rng.choice(alphabet) for _ in range(rng.randint(0, 14))]
+        hyp = [rng.choice(alphabet) for _ in range(rng.randint(0, 14))]
+        assert align(ref, hyp) == align_python(ref, hyp), (ref, hyp)
+    for _ in range(20):  # long-form lengths
+        ref = [rng.choice("abcdef") for _ in range(rng.randint(100, 300))]
+        hyp = [rng.choice("abcdef") for _ in range(rng.randint(100, 300))]
+        assert align(ref, hyp) == align_python(ref, hyp)
+
+
+def test_reference_first_kaldialign_splits_ties_differently():
+    # Why align() passes the hypothesis first. "A A C" vs "C B" costs 3 either way. WeNet's order (deletion
+    # first at the last cell, then the cheaper substitutions) gives S S D; Kaldi called reference first keeps
+    # the C-C match and pays with D D I: same total and N, different C/S/D/I.
+    ref, hyp = ["A", "A", "C"], ["C", "B"]
+    assert align(ref, hyp) == [("S", "A", "C"), ("S", "A", "B"), ("D", "C", None)]
+    assert kaldialign.align(ref, hyp, "*") == [("A", "*"), ("A", "*"), ("C", "C"), ("*", "B")]
+    wenet = score({"u": "A A C"}, {"u": "C B"}, char_mode=False)
+    assert wenet.summary_line() == "Overall -> 100.00 % N=3 C=0 S=2 D=1 I=0"
+    assert kaldialign.edit_distance(ref, hyp)["total"] == wenet.total.errors == 3
+
+
+def test_score_identical_with_either_aligner():
+    rng = random.Random(5)
+    words = ["你", "好", "世", "HELLO", "WORLD", "OK", "3"]
+    refs = {f"u{i}": " ".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for i in range(200)}
+    hyps = {f"u{i}": " ".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for i in range(200)}
+    fast, slow = score(refs, hyps), score(refs, hyps, aligner=align_python)
+    assert fast.report(verbose=True) == slow.report(verbose=True)
+    assert fast.total == slow.total and fast.clusters == slow.clusters
 
 
 def test_total_errors_match_kaldialign_random():
@@ -260,3 +307,34 @@ def test_cli_errors(tmp_path):
     assert p.returncode == 1 and "bad:1: not valid UTF-8" in p.stderr
     p = _cli("--normalize", "fr", ref, ref)
     assert p.returncode == 2 and "invalid choice" in p.stderr
+
+
+def _split_chars_reference(text):
+    # The character-by-character scan of WeNet's compute-wer.py, as split_chars was first written.
+    import unicodedata
+    tokens, i, n = [], 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "!,?、。！，；？：「」︰『』《》" or ch in " \t\r\n" or unicodedata.category(ch) in ("Zs", "Cn"):
+            i += 1
+            continue
+        if unicodedata.category(ch) == "Lo":
+            tokens.append(ch)
+            i += 1
+            continue
+        is_tag, j = ch == "<", i + 1
+        while j < n and not (ord(text[j]) >= 128 or text[j] in " \t\r\n" or (is_tag and text[j] == ">")):
+            j += 1
+        if is_tag and j < n and text[j] == ">":
+            j += 1
+        tokens.append(text[i:j])
+        i = j
+    return tokens
+
+
+def test_split_chars_equals_the_plain_scan_on_random_text():
+    rng = random.Random(11)
+    alphabet = list("ab Z9'<>-.?!,\t\n") + ["你", "好", "。", "，", "é", "\u3000", "\u0378", "こ", "<unk>", "ß", "\U00020000"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
+        assert split_chars(text) == _split_chars_reference(text), repr(text)

@@ -1,1 +1,1 @@
-"""Scoring: WeNet-compatible tokenisation, Levenshtein alignment and WER/CER reports."""
+"""Scoring: WeNet-compatible tokenisation, alignment and WER/CER/MER reports; hallucination and hotword metrics."""

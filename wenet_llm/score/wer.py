@@ -1,4 +1,4 @@
-"""Word / character error rate, compatible with WeNet's ``tools/compute-wer.py``.
+"""Word / character / mixed error rate, compatible with WeNet's ``tools/compute-wer.py``.
 
 Tokenisation (``char_mode=True``, WeNet ``--char=1``), applied to the text after the key:
 
@@ -16,9 +16,20 @@ so ``<unk>`` disappears); drop it if empty. An optional ``normalize`` ("zh", "en
 ``wenet_llm.data.text_norm``) runs first on both texts; "auto" picks zh when the ref or the hyp holds a Hanzi.
 
 Alignment is Levenshtein with unit costs. Among equally cheap edits a cell prefers deletion, then insertion,
-then substitution/correct (backtracking from the end); this changes only the S/D/I split, never the total.
-N = C + S + D, WER = 100 (S + D + I) / N, with N taken as 1 when it is 0 so an empty reference never divides
-by zero.
+then substitution/correct (backtracking from the end), as WeNet's compute-wer does; this changes only the
+S/D/I split, never the total. N = C + S + D, WER = 100 (S + D + I) / N, with N taken as 1 when it is 0 so an
+empty reference never divides by zero.
+
+``align`` runs the alignment in compiled code (kaldialign, Kaldi's ``LevenshteinAlignment``) with the
+hypothesis as Kaldi's first sequence and the reference as its second. Kaldi's backtrace keeps a match or
+substitution only when it is strictly cheaper, and prefers its "deletion" (a step in the first sequence)
+over its "insertion" on a tie; with the roles swapped that is exactly WeNet's order above (our deletion on
+a tie with insertion, an insertion or deletion on a tie with substitution), so the alignment, and with it
+the S/D/I split, the Overall line and every per-utterance line, is the same as WeNet's. ``align_python``
+is the plain-Python dynamic programme with WeNet's tie order, kept as the reference: the tests check that
+both agree pair for pair (a kaldialign release that changed its tie order would fail them), and
+``bench/score_speed.py`` times both. Called the other way round (reference first), kaldialign prefers
+insertion on a deletion/insertion tie: the totals (S + D + I, N) would be the same, the split not.
 
 Deliberate difference from WeNet: WeNet silently skips a reference utterance that has no hypothesis line,
 which flatters the WER whenever decoding lost utterances. Here such an utterance is scored as all deletions
@@ -28,15 +39,25 @@ listed in ``Result.extra_hyps``. Both are printed in the report. (An empty hypot
 Clusters (``Mandarin``, ``English``, ``Number``, ``Other``): each aligned pair is attributed to the cluster of
 its reference token; an insertion has none, so it goes to the cluster of the inserted hypothesis token. The
 cluster counts therefore add up to the overall counts.
+
+Error rates of mixed Mandarin-English text (``Result.error_rates``). In char mode a token is a Hanzi
+character or a word, so the Overall rate is the mixed error rate, MER. CER is the rate of the Mandarin
+cluster (Hanzi tokens) and WER that of the English cluster (words of ASCII letters and apostrophes), both
+from the same alignment; numbers and other tokens count only in MER. On pure English text in char mode the
+tokens are the words, so MER is the WER; with a normalizer (``normalize="auto"``, the shared
+``wenet_llm.data.text_norm``) punctuation and case no longer count as errors.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
+
+import kaldialign
 
 from wenet_llm.data.text_norm import has_hanzi, is_hanzi
 from wenet_llm.data.text_norm import normalize as normalize_text
@@ -57,26 +78,30 @@ COR, SUB, DEL, INS = "C", "S", "D", "I"
 # ----------------------------------------------------------------------------- tokenisation
 
 
+# The rest of a word: ASCII other than whitespace (and, inside a tag, other than ">").
+_WORD_REST_RE = re.compile(r"[^\x80-\U0010ffff \t\r\n]*")
+_TAG_REST_RE = re.compile(r"[^\x80-\U0010ffff \t\r\n>]*")
+
+
 def split_chars(text: str) -> list[str]:
     """WeNet's ``--char=1`` scan of ``text`` (no case folding, tags kept)."""
     tokens: list[str] = []
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
-        if ch in PUNCTUATION or ch in _SPACES or unicodedata.category(ch) in ("Zs", "Cn"):
+        if ch in PUNCTUATION or ch in _SPACES:
             i += 1
             continue
-        if unicodedata.category(ch) == "Lo":
+        cat = unicodedata.category(ch)
+        if cat == "Zs" or cat == "Cn":
+            i += 1
+            continue
+        if cat == "Lo":
             tokens.append(ch)
             i += 1
             continue
         is_tag = ch == "<"
-        j = i + 1
-        while j < n:
-            c = text[j]
-            if ord(c) >= 128 or c in _SPACES or (is_tag and c == ">"):
-                break
-            j += 1
+        j = (_TAG_REST_RE if is_tag else _WORD_REST_RE).match(text, i + 1).end()
         if is_tag and j < n and text[j] == ">":
             j += 1
         tokens.append(text[i:j])
@@ -103,13 +128,14 @@ def tokenize(
             tok = tok.upper()
         if tok in ignore:
             continue
-        if remove_tags:
+        if remove_tags and "<" in tok:
             tok = strip_tags(tok)
         if tok:
             out.append(tok)
     return out
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def token_cluster(token: str) -> str:
     """Mandarin (all Hanzi), English (ASCII letters, apostrophes), Number (ASCII digits) or Other."""
     if all(is_hanzi(c) for c in token):
@@ -124,8 +150,36 @@ def token_cluster(token: str) -> str:
 # ----------------------------------------------------------------------------- alignment
 
 
-def align(ref: list[str], hyp: list[str]) -> list[tuple[str, Optional[str], Optional[str]]]:
-    """Minimum-edit alignment as (op, ref token or None, hyp token or None), in order."""
+Alignment = list[tuple[str, Optional[str], Optional[str]]]
+
+
+def align(ref: list[str], hyp: list[str]) -> Alignment:
+    """Minimum-edit alignment as (op, ref token or None, hyp token or None), in order, WeNet's tie order.
+
+    Compiled (kaldialign); identical to ``align_python``, see the module docstring.
+    """
+    ids: dict[str, int] = {}
+    ref_ids = [ids.setdefault(t, len(ids)) for t in ref]
+    hyp_ids = [ids.setdefault(t, len(ids)) for t in hyp]
+    # Hypothesis first: see the module docstring for why this gives WeNet's tie order.
+    pairs = kaldialign.align(hyp_ids, ref_ids, -1)
+    out: Alignment = []
+    i = j = 0
+    for h, r in pairs:
+        if h == -1:
+            out.append((DEL, ref[i], None))
+            i += 1
+        elif r == -1:
+            out.append((INS, None, hyp[j]))
+            j += 1
+        else:
+            out.append((COR if r == h else SUB, ref[i], hyp[j]))
+            i, j = i + 1, j + 1
+    return out
+
+
+def align_python(ref: list[str], hyp: list[str]) -> Alignment:
+    """The same alignment as ``align`` in plain Python (the reference implementation, O(len(ref) len(hyp)))."""
     n, m = len(ref), len(hyp)
     # back[i][j]: the edit that reaches cell (i, j) cheapest, ties broken DEL > INS > SUB/COR.
     back = [[INS] * (m + 1) for _ in range(n + 1)]
@@ -186,7 +240,16 @@ class Counts:
         return 100.0 * self.errors / max(self.n, 1)
 
     def add(self, op: str) -> None:
-        setattr(self, op.lower(), getattr(self, op.lower()) + 1)
+        if op == COR:
+            self.c += 1
+        elif op == SUB:
+            self.s += 1
+        elif op == DEL:
+            self.d += 1
+        elif op == INS:
+            self.i += 1
+        else:
+            raise ValueError(f"unknown edit operation {op!r}; valid: C, S, D, I")
 
     def __iadd__(self, other: "Counts") -> "Counts":
         self.c += other.c
@@ -203,7 +266,7 @@ class Counts:
 class UttResult:
     key: str
     counts: Counts
-    alignment: list[tuple[str, Optional[str], Optional[str]]]
+    alignment: Alignment
     missing_hyp: bool = False
 
 
@@ -214,6 +277,15 @@ class Result:
     clusters: dict[str, Counts]
     missing_hyps: list[str] = field(default_factory=list)
     extra_hyps: list[str] = field(default_factory=list)
+    options: "TokenOptions" = field(default_factory=lambda: TokenOptions())
+
+    def error_rates(self) -> dict[str, Optional[float]]:
+        """``mer`` (all tokens: the Overall line), ``cer`` (Mandarin cluster), ``wer`` (English cluster), in %.
+
+        A cluster rate is None when the references hold no token of that cluster.
+        """
+        zh, en = self.clusters["Mandarin"], self.clusters["English"]
+        return {"mer": self.total.wer, "cer": zh.wer if zh.n else None, "wer": en.wer if en.n else None}
 
     def summary_line(self) -> str:
         """``Overall -> 40.00 % N=10 C=8 S=1 D=1 I=2``, exactly as WeNet prints it."""
@@ -270,6 +342,32 @@ def _aligned_lines(alignment) -> tuple[str, str]:
 # ----------------------------------------------------------------------------- API
 
 
+@dataclass(frozen=True)
+class TokenOptions:
+    """How ``score`` turns a text into tokens; ``tokens`` applies the same to any other text (a hotword)."""
+
+    char_mode: bool = True
+    case_sensitive: bool = False
+    remove_tags: bool = True
+    ignore_words: frozenset = frozenset()  # already upper-cased unless case_sensitive
+    normalize: Optional[str] = None
+
+    def lang(self, *texts: str) -> Optional[str]:
+        """The normalizer language for texts scored together ("auto": zh when any holds a Hanzi)."""
+        if self.normalize in (None, "none"):
+            return None
+        if self.normalize == "auto":
+            return "zh" if any(has_hanzi(t) for t in texts) else "en"
+        return self.normalize
+
+    def tokens(self, text: str, lang: Optional[str] = None) -> list[str]:
+        """Normalize (with ``lang``, default ``self.lang(text)``) and tokenize ``text``."""
+        lang = lang or self.lang(text)
+        if lang is not None:
+            text = normalize_text(text, lang)
+        return tokenize(text, self.char_mode, self.case_sensitive, self.remove_tags, self.ignore_words)
+
+
 def score(
     refs: dict[str, str],
     hyps: dict[str, str],
@@ -278,15 +376,18 @@ def score(
     remove_tags: bool = True,
     ignore_words: Iterable[str] = (),
     normalize: Optional[str] = None,
+    aligner: Callable[[list[str], list[str]], Alignment] = align,
 ) -> Result:
     """Score ``hyps`` against ``refs`` (key -> raw text), in the order of ``refs``; see the module docstring.
 
     ``ignore_words`` are compared after upper-casing, so they are upper-cased here unless ``case_sensitive``.
-    ``normalize`` is None/"none", "zh", "en" or "auto".
+    ``normalize`` is None/"none", "zh", "en" or "auto". ``aligner`` is ``align`` or ``align_python``
+    (same result, the latter only for tests and benchmarks).
     """
     if normalize not in (None, *NORMALIZE_CHOICES):
         raise ValueError(f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZE_CHOICES)}")
-    ignore = {w if case_sensitive else w.upper() for w in ignore_words}
+    options = TokenOptions(char_mode, case_sensitive, remove_tags,
+                           frozenset(w if case_sensitive else w.upper() for w in ignore_words), normalize)
     total = Counts()
     clusters = {name: Counts() for name in CLUSTERS}
     utts, missing = [], []
@@ -295,14 +396,8 @@ def score(
         if hyp_text is None:
             missing.append(key)
             hyp_text = ""
-        if normalize not in (None, "none"):
-            lang = normalize
-            if lang == "auto":
-                lang = "zh" if has_hanzi(ref_text) or has_hanzi(hyp_text) else "en"
-            ref_text, hyp_text = normalize_text(ref_text, lang), normalize_text(hyp_text, lang)
-        ref = tokenize(ref_text, char_mode, case_sensitive, remove_tags, ignore)
-        hyp = tokenize(hyp_text, char_mode, case_sensitive, remove_tags, ignore)
-        alignment = align(ref, hyp)
+        lang = options.lang(ref_text, hyp_text)
+        alignment = aligner(options.tokens(ref_text, lang), options.tokens(hyp_text, lang))
         counts = Counts()
         for op, r, h in alignment:
             counts.add(op)
@@ -310,7 +405,7 @@ def score(
         total += counts
         utts.append(UttResult(key, counts, alignment, missing_hyp=key not in hyps))
     extra = [k for k in hyps if k not in refs]
-    return Result(total, utts, clusters, missing, extra)
+    return Result(total, utts, clusters, missing, extra, options)
 
 
 def read_kaldi_text(path: str | os.PathLike) -> dict[str, str]:
