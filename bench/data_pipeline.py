@@ -23,7 +23,7 @@ from wenet_llm.config import load_config
 from wenet_llm.config.data import DataConfig
 from wenet_llm.config.demo_corpus import DemoCorpusConfig
 from wenet_llm.data.dataset import DataStream, SpeechDataset, training_cuts
-from wenet_llm.data.demo_corpus import generate
+from wenet_llm.synth.demo_corpus import generate
 
 
 def main() -> None:

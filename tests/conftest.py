@@ -26,7 +26,7 @@ def small_corpus_config() -> DemoCorpusConfig:
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory, small_corpus_config):
     """A 60-utterance demo corpus (plus test_noisy and noise_only), generated with 2 processes."""
-    from wenet_llm.data.demo_corpus import generate
+    from wenet_llm.synth.demo_corpus import generate
 
     _need_tools()
     out = tmp_path_factory.mktemp("demo_corpus")

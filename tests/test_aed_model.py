@@ -1,8 +1,7 @@
 """WeNet-compatible Conformer AED: key layout, hand-checked math, checkpoint loading, masks and options.
 
-The reference below (``ref_*``) is an independent functional implementation written from
-shared/reference/wenet-compat.md §2 with plain tensor ops on the state dict; it shares no code with
-``wenet_llm.models.aed``.
+The reference below (``ref_*``) is an independent functional implementation of WeNet's Conformer
+math with plain tensor ops on the state dict; it shares no code with ``wenet_llm.models.aed``.
 """
 
 from __future__ import annotations

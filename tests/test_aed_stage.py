@@ -93,11 +93,35 @@ def test_train_resume_average_decode_export(aed_setup, small_corpus):
     assert (enc_dir / "bpe.model").is_file() and (enc_dir / "units.txt").is_file()
 
 
-def test_finish_aed_stage(aed_setup):
+def test_stage3_tools_explain_a_missing_exp_dir(tmp_path, capsys):
+    missing = tmp_path / "no_such_exp"
+    assert decode_aed.main(["--exp-dir", str(missing), "--checkpoint", str(missing / "avg_5.pt"),
+                            "--test", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    assert export_encoder.main(["--exp-dir", str(missing), "--checkpoint", "x.pt", "--out", str(tmp_path / "e")]) == 1
+    assert finish_aed.main(["--exp-dir", str(missing), "--num", "2", "--data-dir", str(tmp_path),
+                            "--test-sets", "test"]) == 1
+    err = capsys.readouterr().err
+    for tool in ("decode_aed", "export_encoder", "finish_aed"):
+        assert f"{tool}: experiment dir {missing} does not exist; train it with stage 2" in err
+    assert "Traceback" not in err
+
+
+def test_finish_aed_stage(aed_setup, capsys):
     root, conf = aed_setup
     exp = root / "exp_finish"
     data = root / "data"
     assert train_aed.main(["--config", str(conf), "--exp-dir", str(exp), "--data-dir", str(data)]) == 0
+    # Every input is checked before any work: a mistyped test set costs no averaging or decoding.
+    assert finish_aed.main(["--exp-dir", str(exp), "--num", "2", "--data-dir", str(data), "--test-sets", "test",
+                            "tset", "--methods", "ctc_greedy_search"]) == 1
+    err = capsys.readouterr().err
+    assert "finish_aed: test set(s) ['tset'] have no" in err and "'dev'" in err and "--test_sets" in err
+    assert not (exp / "avg_2.pt").exists() and not (exp / "decode_test").exists()
+    assert finish_aed.main(["--exp-dir", str(exp), "--num", "9", "--data-dir", str(data), "--test-sets", "test"]) == 1
+    assert "found 2 checkpoint(s) with a CV loss" in capsys.readouterr().err
+    assert decode_aed.main(["--exp-dir", str(exp), "--checkpoint", str(exp / "avg_9.pt"), "--test",
+                            str(data / "test" / "data.list"), "--out", str(root / "out")]) == 1
+    assert "decode_aed: checkpoint " + str(exp / "avg_9.pt") + " does not exist; " in capsys.readouterr().err
     assert finish_aed.main(["--exp-dir", str(exp), "--num", "2", "--data-dir", str(data), "--test-sets", "test",
                             "dev", "--methods", "ctc_greedy_search", "attention_rescoring", "--beam-size", "2"]) == 0
     assert (exp / "avg_2.pt").is_file() and (exp / "encoder" / "model.safetensors").is_file()

@@ -133,6 +133,63 @@ def test_validate_hook_reports_source(tmp_path):
         load_config(DemoCorpusConfig, path)
 
 
+def test_duplicate_key_is_an_error_naming_its_lines(tmp_path):
+    path = write(tmp_path, "steps: 5\noptim:\n  lr: 0.1\n  name: adam\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:5: duplicate key 'lr' \(first at line 3\)"):
+        load_config(Toy, path)
+    path = write(tmp_path, "steps: 5\nname: a\nsteps: 6\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:3: duplicate key 'steps' \(first at line 1\)"):
+        load_config(Toy, path)
+    # The same key in different mappings, and a key overriding a merged one, are fine.
+    assert load_config(Toy, write(tmp_path, "name: a\noptim: {name: adam}\n")).optim.name == "adam"
+    cfg = load_config(Optim, write(tmp_path, "<<: {lr: 0.1, name: adam}\nlr: 0.2\n"))
+    assert cfg.lr == 0.2 and cfg.name == "adam"
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "y", "n", "Yes", "ON"])
+def test_yaml_1_1_booleans_are_not_booleans(tmp_path, word):
+    with pytest.raises(ConfigError, match=rf"use_amp: expected true or false, got '{word}'"):
+        load_config(Toy, write(tmp_path, f"use_amp: {word}\n"))
+    with pytest.raises(ConfigError, match="expected true or false"):
+        load_config(Toy, None, [f"use_amp={word}"])
+    # In a string field they stay the text as written (the language code 'no' is not false).
+    assert load_config(Toy, write(tmp_path, f"init: {word}\n")).init == word
+    assert load_config(Toy, write(tmp_path, "use_amp: true\n")).use_amp is True
+    assert load_config(Toy, write(tmp_path, "use_amp: False\n")).use_amp is False
+
+
+@pytest.mark.parametrize(
+    "schema, text, match",
+    [
+        (ValidateConfig, "min_seconds: 5\nmax_seconds: 1\n", "need 0 <= min_seconds < max_seconds"),
+        (ValidateConfig, "sample_rate: -1\n", "sample_rate must be > 0"),
+        (ValidateConfig, "min_seconds: -0.5\n", "need 0 <= min_seconds"),
+        (DataConfig, "filter: {min_seconds: 30, max_seconds: 20}\n", r"\.filter: need 0 <= min_seconds < max_seconds"),
+        (DataConfig, "filter: {min_tokens: 9, max_tokens: 3}\n", "need 0 <= min_tokens <= max_tokens"),
+        (DataConfig, "sampler: {max_duration: 0}\n", "max_duration .* must be > 0"),
+        (DataConfig, "sampler: {num_buckets: 0}\n", "num_buckets and buffer_size must be >= 1"),
+        (DataConfig, "num_workers: -1\n", "num_workers must be >= 0"),
+        (DataConfig, "fbank: {sample_rate: 0}\n", "sample_rate must be > 0"),
+    ],
+)
+def test_ranges_are_checked_when_loading(tmp_path, schema, text, match):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config(schema, path)
+    assert str(err.value).startswith(str(path))
+
+
+def test_range_error_names_the_override_that_set_the_value(tmp_path):
+    path = write(tmp_path, "max_seconds: 20\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(ValidateConfig, path, ["min_seconds=30"])
+    assert str(err.value).startswith("--override min_seconds=30: need 0 <= min_seconds < max_seconds")
+    assert str(err.value).endswith(f"(other values from {path})")
+    with pytest.raises(ConfigError) as err:
+        load_config(DemoCorpusConfig, None, [("num_utts=3", "--num-utts 3"), ("seed=1", "--seed 1")])
+    assert str(err.value).startswith("--num-utts 3: num_utts must be >= 20")  # not --seed: the message names num_utts
+
+
 def test_save_roundtrip(tmp_path):
     cfg = load_config(Toy, None, ["optim.betas=[0.5, 0.6]", "extra={a: 1}"])
     out = tmp_path / "exp" / "resolved.yaml"

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from wenet_llm.config import load_config
 from wenet_llm.config.demo_corpus import DemoCorpusConfig
-from wenet_llm.data import demo_corpus
+from wenet_llm.synth import demo_corpus
 from wenet_llm.score.wer import read_kaldi_text
 
 ALL_SPLITS = ("train", "dev", "test", "test_hotword", "test_noisy", "noise_only")

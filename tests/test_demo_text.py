@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from wenet_llm.data import demo_text as dt
+from wenet_llm.synth import demo_text as dt
 
 pypinyin = pytest.importorskip("pypinyin")
 from pypinyin import Style, lazy_pinyin, pinyin  # noqa: E402

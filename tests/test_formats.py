@@ -242,3 +242,13 @@ def test_load_cuts_is_a_cutset(tmp_path, corpus):
     write_kaldi_dir(corpus, tmp_path / "kd")
     cuts = load_cuts(tmp_path / "kd")
     assert isinstance(cuts, CutSet) and sorted(c.id for c in cuts) == ["noise-0", "u1", "u2"]
+
+
+def test_kaldi_text_without_audio_fails_loading(tmp_path):
+    kd = tmp_path / "kd"
+    kd.mkdir()
+    (kd / "wav.scp").write_text(f"a {_wav(tmp_path / 'a.wav')}\n")
+    (kd / "text").write_text("a x\nz y\n")
+    assert [(e["key"], e.get("_error")) for e in iter_entries(kd)] == [("a", None), ("z", "transcript_without_audio")]
+    with pytest.raises(ValueError, match="entry z: transcript_without_audio; check the data with"):
+        load_cuts(kd)

@@ -1,18 +1,17 @@
-"""Tests for wenet_llm.data.noise."""
+"""Tests for the noise generators (wenet_llm.synth.noise) and SNR mixing (wenet_llm.data.mixing)."""
 
 import numpy as np
 import pytest
 from scipy.signal import welch
 
-from wenet_llm.data import noise
-from wenet_llm.data.noise import (
+from wenet_llm.data.mixing import mix_at_snr, rms
+from wenet_llm.synth import noise
+from wenet_llm.synth.noise import (
     NON_SPEECH_KINDS,
     babble,
     hum,
-    mix_at_snr,
     non_speech,
     pink_noise,
-    rms,
     silence,
     tone_sequence,
     white_noise,

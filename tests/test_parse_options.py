@@ -216,3 +216,38 @@ def test_shellcheck_passes():
         [shellcheck, str(PARSE_OPTIONS)], capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+BLOCK = """\
+# begin configuration
+stage=0           # first stage to run
+sets="a b"        # sets to decode
+empty=            # optional: a folder
+nj=$((1 + 1))
+flag=false
+# end configuration
+not_an_option=1
+"""
+
+
+def test_help_lists_the_configuration_block_with_defaults(tmp_path):
+    # Options given before --help do not change the defaults it shows.
+    res = run_recipe(tmp_path, ["--stage", "5", "--sets", "x", "--help"], defaults=BLOCK + HELP)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "Usage: run.sh [options] <data-dir>"
+    options = [line.split(None, 2) for line in lines if line.startswith("  --")]
+    assert [o[:2] for o in options] == [["--stage", "0"], ["--sets", '"a'], ["--empty", '""'], ["--nj", "2"],
+                                         ["--flag", "false"], ["--config", "FILE"]]
+    notes = {o[0]: line for o, line in zip(options, [ln for ln in lines if ln.startswith("  --")])}
+    assert notes["--stage"].endswith("first stage to run")
+    assert '--sets "a b"' in notes["--sets"] and notes["--sets"].endswith("sets to decode")
+    assert notes["--empty"].endswith("optional: a folder")
+    assert "not_an_option" not in res.stdout
+
+
+def test_block_variables_do_not_leak(tmp_path):
+    after = 'compgen -v | grep "^_po_" || true\necho done\n'
+    res = run_recipe(tmp_path, ["--stage", "1"], defaults=BLOCK, after=after)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "done"

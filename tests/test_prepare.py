@@ -186,15 +186,32 @@ def test_unknown_corpus_and_part(tmp_path):
 def test_cli_prepares(tmp_path):
     fake = make_fake_aishell1(tmp_path / "corpus", spk_per_part=1, utts_per_spk=2)
     rc = prepare_cli.main(["--corpus", "aishell", "--corpus-dir", str(fake.root), "--out", str(tmp_path / "data"),
-                           "--parts", "dev", "test", "--override", "max_seconds=1.0"])
+                           "--parts", "dev", "test", "--override", "max_seconds=1.2"])
     assert rc == 0
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["dev", "prepare_aishell_report.json", "test"]
-    # max_seconds reached the validation: utterances over 1 s are rejected as too long.
+    # max_seconds reached the validation: utterances over 1.2 s are rejected as too long.
+    too_long = 0
     for part in ("dev", "test"):
         report = json.loads((tmp_path / "data" / part / "validate_report.json").read_text())
         durations = [e["duration"] for e in read_list(tmp_path / "data" / part / "data.list")]
-        assert all(d <= 1.0 for d in durations)
+        assert durations and all(d <= 1.2 for d in durations)
+        too_long += report["reasons"]["too_long"]["count"]
         assert report["totals"]["kept"] + report["reasons"]["too_long"]["count"] == len(fake.parts[part].texts)
+    assert too_long > 0
+
+
+def test_cli_fails_on_a_split_that_keeps_nothing(tmp_path, capsys):
+    # The fake audio is 0.5-1.5 s long, so max_seconds 0.4 rejects every utterance of both parts.
+    fake = make_fake_aishell1(tmp_path / "corpus", spk_per_part=1, utts_per_spk=2)
+    rc = prepare_cli.main(["--corpus", "aishell", "--corpus-dir", str(fake.root), "--out", str(tmp_path / "data"),
+                           "--parts", "dev", "test", "--override", "max_seconds=0.4"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "no utterance kept in dev: all 2 entries rejected; test: all 2 entries rejected" in err
+    assert "validate_report.json" in err
+    # The reports are written before the failure, so the reasons can be read.
+    report = json.loads((tmp_path / "data" / "dev" / "validate_report.json").read_text())
+    assert report["reasons"]["too_long"]["count"] == 2
 
 
 def test_cli_bad_part_fails_cleanly(tmp_path, capsys):

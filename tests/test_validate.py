@@ -261,3 +261,58 @@ def test_cli_allow_empty_text_and_bad_override(tmp_path, capsys):
     assert json.loads((tmp_path / "o.list").read_text())["key"] == "e"
     assert validate_cli.main(args + ["--override", "max_secs=3"]) == 2
     assert "max_secs" in capsys.readouterr().err
+
+
+def test_kaldi_text_without_audio_is_reported(tmp_path):
+    # A text line whose key has no wav.scp line, and the reverse: both are counted, none vanish.
+    kd = tmp_path / "kd"
+    kd.mkdir()
+    (kd / "wav.scp").write_text(f"a {_wav(tmp_path / 'a.wav')}\nb {_wav(tmp_path / 'b.wav')}\n")
+    (kd / "text").write_text("a hello\nc no audio for me\n")
+    clean, report = _run(iter_entries(kd))
+    assert [e["key"] for e in clean] == ["a"]
+    assert _counts(report) == {"empty_text": 1, "transcript_without_audio": 1}
+    assert report["reasons"]["empty_text"]["examples"][0]["key"] == "b"
+    assert report["reasons"]["transcript_without_audio"]["examples"][0]["key"] == "c"
+    assert report["totals"]["entries"] == 3
+
+
+def test_cli_empty_input_says_so(tmp_path, capsys):
+    lst = tmp_path / "empty.list"
+    lst.write_text("")
+    rc = validate_cli.main(["--in", str(lst), "--out", str(tmp_path / "o.list"), "--report", str(tmp_path / "r.json")])
+    assert rc == 1
+    assert f"validate: {lst} holds no entries" in capsys.readouterr().err
+    assert (tmp_path / "o.list").read_text() == ""
+
+
+def test_cli_missing_input_has_one_prefix(tmp_path, capsys):
+    rc = validate_cli.main(["--in", str(tmp_path / "nope"), "--out", str(tmp_path / "o.list"),
+                            "--report", str(tmp_path / "r.json")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert f"validate: input {tmp_path / 'nope'} does not exist" in err and "validate: validate:" not in err
+
+
+@pytest.mark.parametrize("kind", ["data.list", "kaldi"])
+def test_relative_wav_paths_resolve_against_the_list(tmp_path, monkeypatch, kind):
+    # The data dir moves with its audio beside it and is used from another directory.
+    data = tmp_path / "moved" / "data"
+    (data / "wavs").mkdir(parents=True)
+    _wav(data / "wavs" / "a.wav")
+    if kind == "data.list":
+        (data / "data.list").write_text(json.dumps({"key": "a", "wav": "wavs/a.wav", "txt": "hi"}) + "\n")
+        source = data / "data.list"
+    else:
+        (data / "wav.scp").write_text("a wavs/a.wav\n")
+        (data / "text").write_text("a hi\n")
+        source = data
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "wavs").mkdir(parents=True)
+    _wav(elsewhere / "wavs" / "a.wav", seconds=0.05)  # too short: reading it instead rejects the entry
+    monkeypatch.chdir(elsewhere)
+    out = tmp_path / "clean.list"
+    rc = validate_cli.main(["--in", str(source), "--out", str(out), "--report", str(tmp_path / "r.json")])
+    assert rc == 0
+    kept = json.loads(out.read_text())
+    assert kept["wav"] == str(data / "wavs" / "a.wav") and kept["duration"] == pytest.approx(1.0)

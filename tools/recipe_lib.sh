@@ -96,15 +96,32 @@ python_launch() {
   fi
 }
 
-# check_recipe_options LAST_STAGE: refuse a --stop_stage the recipe does not implement yet and a bad
-# --data_format, before any stage runs.
-check_recipe_options() {
-  local last_stage=$1
-  # shellcheck disable=SC2154 # stop_stage is the recipe's option, set before this is called
-  if [ "${stop_stage}" -gt "${last_stage}" ]; then
-    echo "run.sh: stages after ${last_stage} are not implemented in this recipe yet (asked for --stop_stage ${stop_stage})" >&2
+# check_stages LAST_STAGE: refuse a --stage/--stop_stage that is not a number, an inverted range and
+# a stage after LAST_STAGE (the last one this recipe implements), before any stage runs. Without it
+# `--stage abc` or `--stage 7` would run nothing and exit 0.
+check_stages() {
+  local last_stage=$1 name value
+  for name in stage stop_stage; do
+    value=${!name}
+    if ! [[ "${value}" =~ ^[0-9]+$ ]]; then
+      echo "run.sh: --${name} must be a stage number (0-${last_stage}), got '${value}'" >&2
+      exit 1
+    fi
+    if [ "${value}" -gt "${last_stage}" ]; then
+      echo "run.sh: stages after ${last_stage} are not implemented in this recipe yet (asked for --${name} ${value}); stages 0-${last_stage} are" >&2
+      exit 1
+    fi
+  done
+  # shellcheck disable=SC2154 # stage and stop_stage are the recipe's options, set before this is called
+  if [ "${stage}" -gt "${stop_stage}" ]; then
+    echo "run.sh: --stage ${stage} is after --stop_stage ${stop_stage}, so no stage would run; use --stage N --stop_stage M with N <= M" >&2
     exit 1
   fi
+}
+
+# check_recipe_options LAST_STAGE: check_stages, and refuse a bad --data_format, before any stage runs.
+check_recipe_options() {
+  check_stages "$1"
   case "${data_format:-raw}" in
     raw|shar) ;;
     *) echo "run.sh: --data_format must be raw or shar, got ${data_format}" >&2; exit 1 ;;

@@ -9,6 +9,18 @@ bash tools/install.sh
 # shellcheck source=path.sh
 . ./path.sh
 
+# Only the tests need shellcheck, so it is installed here rather than by install.sh.
+if ! command -v shellcheck > /dev/null; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get > /dev/null; then
+    echo "test.sh: installing shellcheck"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck > /dev/null
+  else
+    echo "test.sh: shellcheck is missing; install it, e.g.: sudo apt-get install -y shellcheck" >&2
+    exit 1
+  fi
+fi
+
 mapfile -t scripts < <(git ls-files '*.sh' '.ci/run' 2> /dev/null || find . -name '*.sh' -not -path './.venv/*')
 echo "test.sh: shellcheck on ${#scripts[@]} scripts"
 shellcheck -x "${scripts[@]}"

@@ -10,14 +10,14 @@ A hypothesis with no reference is reported ("Extra hyps: ...") and ignored.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from wenet_llm.score.wer import NORMALIZE_CHOICES, read_kaldi_text, read_word_list, score
+from wenet_llm.utils.cli import ArgumentParser
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(__name__, __doc__)
     p.add_argument("ref", help="reference text file (key text)")
     p.add_argument("hyp", help="hypothesis text file (key text)")
     p.add_argument("--char", type=int, choices=(0, 1), default=0,

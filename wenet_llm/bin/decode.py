@@ -11,13 +11,13 @@ Writes OUT/{text,results.jsonl,wer,summary.json} and prints the real-time factor
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from wenet_llm.utils.cli import ArgumentParser
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m wenet_llm.bin.decode", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(__name__, __doc__)
     p.add_argument("--model", required=True, help="an LLM training dir (train.yaml) or an export dir")
     p.add_argument("--checkpoint", default=None, help="with a training dir: a checkpoint dir of it (default: final)")
     p.add_argument("--test", required=True, help="data.list / Kaldi dir of the test set")

@@ -6,13 +6,13 @@ The result loads with wenet_llm.load(DIR) and decodes with python -m wenet_llm.b
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from wenet_llm.utils.cli import ArgumentParser
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m wenet_llm.bin.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(__name__, __doc__)
     p.add_argument("--exp-dir", required=True, help="an LLM training dir (stage 4, 5 or 6)")
     p.add_argument("--checkpoint", default=None, help="a checkpoint dir of it (default: its final one)")
     p.add_argument("--out", required=True, help="the export directory (replaced when it exists)")

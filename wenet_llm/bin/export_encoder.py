@@ -5,17 +5,15 @@ Example: python -m wenet_llm.bin.export_encoder --exp-dir exp/aed --checkpoint e
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from wenet_llm.models.aed.export import export_encoder
-from wenet_llm.train.aed import load_trained
+from wenet_llm.utils.cli import ArgumentParser
 from wenet_llm.utils.logging import setup_logging
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(__name__, __doc__)
     p.add_argument("--exp-dir", required=True, help="the training dir (its train.yaml is read)")
     p.add_argument("--checkpoint", required=True, help="a .pt of that dir, e.g. avg_5.pt")
     p.add_argument("--out", required=True, help="output dir, e.g. exp/aed/encoder")
@@ -25,9 +23,13 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging()
-    model, cfg = load_trained(args.exp_dir, args.checkpoint)
-    out = export_encoder(model, args.out, cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(args.checkpoint),
-                         fbank=cfg.data.fbank)
+    from wenet_llm.train.aed import export_trained
+
+    try:
+        out = export_trained(args.exp_dir, args.checkpoint, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"export_encoder: {e}", file=sys.stderr)
+        return 1
     logging.info("exported the encoder of %s to %s", args.checkpoint, out)
     return 0
 

@@ -6,13 +6,13 @@ Example: python -m wenet_llm.bin.make_demo_llm --config conf/demo_llm.yaml --dat
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from wenet_llm.utils.cli import ArgumentParser
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m wenet_llm.bin.make_demo_llm", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(__name__, __doc__)
     p.add_argument("--config", required=True, help="YAML instance of DemoLLMConfig")
     p.add_argument("--data-dir", required=True, help="the demo data dir of stage 0 (<dir>/{train,dev,...}, corpus/)")
     p.add_argument("--exp-dir", required=True, help="training dir; the model lands in <exp-dir>/model")

@@ -11,23 +11,20 @@ noise level of the copy at --noise-only-snr. Deterministic for a --seed. See doc
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+from wenet_llm.utils.cli import ArgumentParser
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=_Formatter)
-    p.add_argument("--in", dest="inp", required=True, default=argparse.SUPPRESS, metavar="DATA",
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(__name__, __doc__)
+    p.add_argument("--in", dest="inp", required=True, metavar="DATA",
                    help="test set: data.list, Kaldi data dir or lhotse manifest")
-    p.add_argument("--noise-dir", required=True, default=argparse.SUPPRESS, metavar="DIR",
+    p.add_argument("--noise-dir", required=True, metavar="DIR",
                    help="folder of noise files, searched recursively for *.wav and *.flac")
-    p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="DIR",
+    p.add_argument("--out", required=True, metavar="DIR",
                    help="output folder: one data dir per SNR (snr<S>/) and noise_only/")
     p.add_argument("--snrs", type=float, nargs="*", default=[0.0, 5.0, 10.0, 20.0], metavar="DB",
                    help="SNRs of the noisy copies, in dB (none: only the noise-only set)")

@@ -7,19 +7,19 @@ Example: python -m wenet_llm.bin.make_tokenizer --data data/train/data.list --mo
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 
 from wenet_llm.data.tokenizer import BPE_MODEL_TYPES, MODES, TokenizerError, make_tokenizer, read_data_list_texts
+from wenet_llm.utils.cli import ArgumentParser
 from wenet_llm.utils.logging import setup_logging
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(__name__, __doc__)
     p.add_argument("--data", required=True, help="WeNet raw data.list (JSON lines with key, wav, txt)")
-    p.add_argument("--mode", required=True, choices=MODES, help="unit type")
+    p.add_argument("--mode", required=True, choices=MODES, help="unit type: " + ", ".join(MODES))
     p.add_argument("--out-dir", required=True, help="where units.txt (and bpe.model, bpe.vocab) are written")
     p.add_argument("--vocab-size", type=int, default=5000, help="sentencepiece vocabulary size (bpe, mixed)")
     p.add_argument("--model-type", default="unigram", choices=BPE_MODEL_TYPES, help="sentencepiece model type")

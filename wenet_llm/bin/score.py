@@ -15,28 +15,25 @@ seen in training, one per line. See docs/scoring.md.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+from wenet_llm.utils.cli import ArgumentParser
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser() -> ArgumentParser:
     from wenet_llm.score.hallucination import MAX_NGRAM, MIN_REPEATS, MIN_TOKENS, OVERLONG_RATIO
     from wenet_llm.score.wer import NORMALIZE_CHOICES
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=_Formatter)
-    p.add_argument("--ref", required=True, default=argparse.SUPPRESS, help="references: Kaldi text file, Kaldi data dir or data.list")
-    p.add_argument("--hyp", required=True, action="append", default=argparse.SUPPRESS, metavar="[NAME=]PATH",
+    p = ArgumentParser(__name__, __doc__)
+    p.add_argument("--ref", required=True, help="references: Kaldi text file, Kaldi data dir or data.list")
+    p.add_argument("--hyp", required=True, action="append", metavar="[NAME=]PATH",
                    help="hypothesis Kaldi text file; repeat as NAME=PATH to score several side by side")
     p.add_argument("--context", default=None, metavar="CONTEXT_JSONL",
                    help="per-utterance biasing lists (JSON lines keyed by utterance id, or a data.list with "
                         "a context field): enables the hotword metrics")
     p.add_argument("--seen", default=None, metavar="FILE",
                    help="terms seen in training, one per line: hotword metrics also split seen / unseen")
-    p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="DIR", help="output directory")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--normalize", choices=NORMALIZE_CHOICES, default="auto",
                    help="text normalizer for both sides (auto: zh when a Hanzi is present, else en; "
                         "none: WeNet's raw compute-wer numbers)")

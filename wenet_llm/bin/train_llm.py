@@ -10,13 +10,13 @@ Several GPUs:    torchrun --nproc_per_node 8 -m wenet_llm.bin.train_llm ... (DDP
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from wenet_llm.utils.cli import ArgumentParser
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m wenet_llm.bin.train_llm", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(__name__, __doc__)
     p.add_argument("--config", required=True, help="YAML instance of LLMExperimentConfig (one SFT stage)")
     p.add_argument("--exp-dir", required=True, help="checkpoints, logs and the resolved config")
     p.add_argument("--data-dir", default=None, help="a recipe's data dir: sets data.train/dev to <dir>/{train,dev}")

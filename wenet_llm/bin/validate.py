@@ -4,29 +4,32 @@ Example:
     python -m wenet_llm.bin.validate --in data/train --out data/train/clean.list \\
         --report data/train/validate.json --units data/lang/units.txt
 
---in takes a WeNet data.list, a Kaldi data dir or a lhotse manifest (see wenet_llm.data.formats).
+--in takes a WeNet data.list, a Kaldi data dir or a lhotse manifest (see wenet_llm.data.formats);
+relative wav paths are resolved against the folder of the list (or of wav.scp).
+Exit status: 0 when entries were kept; 1 when the input holds no entry or none passed; 2 on a bad
+input path or config.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 
 from wenet_llm.config import ConfigError, load_config
 from wenet_llm.config.data import ValidateConfig
-from wenet_llm.data.validate import format_summary, run_validate
+from wenet_llm.utils.cli import ArgumentParser
 from wenet_llm.utils.logging import setup_logging
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(__name__, __doc__)
     p.add_argument("--in", dest="inp", required=True, help="data.list, Kaldi data dir or lhotse manifest")
     p.add_argument("--out", required=True, help="clean WeNet data.list to write")
     p.add_argument("--report", required=True, help="JSON report to write")
     p.add_argument("--config", default=None, help="YAML instance of ValidateConfig (defaults when omitted)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="set one config value")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="set one ValidateConfig value; repeatable")
     p.add_argument("--units", default=None, help="units.txt; report characters outside it as oov_chars")
     p.add_argument("--allow-empty-text", action="store_true", help="keep empty transcripts (non-speech sets)")
     p.add_argument("--num-workers", type=int, default=min(8, os.cpu_count() or 1), help="audio-probing threads")
@@ -36,7 +39,11 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging()
-    overrides = list(args.override) + (["allow_empty_text=true"] if args.allow_empty_text else [])
+    overrides: list = list(args.override)
+    if args.allow_empty_text:
+        overrides.append(("allow_empty_text=true", "--allow-empty-text"))
+    from wenet_llm.data.validate import format_summary, run_validate
+
     try:
         cfg = load_config(ValidateConfig, args.config, overrides)
         report = run_validate(args.inp, args.out, args.report, cfg, units=args.units, num_workers=args.num_workers)
@@ -45,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_summary(report))
     logging.info("clean list: %s; report: %s", args.out, args.report)
-    if report["totals"]["entries"] and not report["totals"]["kept"]:
+    if not report["totals"]["entries"]:
+        print(f"validate: {args.inp} holds no entries; {args.out} is empty", file=sys.stderr)
+        return 1
+    if not report["totals"]["kept"]:
         print(f"validate: no entry of {args.inp} passed; see {args.report}", file=sys.stderr)
         return 1
     return 0

@@ -2,17 +2,21 @@
 
 The dataclass is the schema and holds every default. Loading is strict, unlike WeNet's
 plain-dict configs: an unknown key, a wrong type or a malformed ``--override a.b=c`` raises
-:class:`ConfigError` naming the file and key and listing the valid keys.
+:class:`ConfigError` naming the file and key and listing the valid keys. The YAML itself is read
+strictly too (:class:`StrictLoader`): a key repeated in one mapping is an error naming its lines,
+and only ``true``/``false`` are booleans. A value that fails a schema's ``validate()`` is reported
+with where it came from: the file, or the command-line option that set it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Mapping, TypeVar, Union
 
 import yaml
 
@@ -23,6 +27,63 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration file, key, value or override is invalid."""
+
+
+# ----------------------------------------------------------------------------- YAML
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A key written twice in one YAML mapping (lines are 1-based)."""
+
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(f"line {line}: duplicate key {key!r} (first at line {first_line})")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with two YAML 1.2 rules that PyYAML (YAML 1.1) lacks.
+
+    - A key repeated in one mapping raises :class:`DuplicateKeyError` (PyYAML keeps the last one,
+      so a forgotten earlier setting silently loses). Keys merged in with ``<<`` may be overridden.
+    - Only ``true``/``false`` (also ``True``, ``TRUE``, ...) are booleans. YAML 1.1's ``yes``, ``no``,
+      ``on``, ``off``, ``y``, ``n`` are plain strings: a boolean field rejects them, and a string
+      field keeps them as written (the language code ``no`` stays ``"no"``).
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = first.get(key)
+                except TypeError:  # an unhashable key: PyYAML reports it below
+                    continue
+                line = key_node.start_mark.line + 1
+                if seen is not None:
+                    raise DuplicateKeyError(key, line, seen)
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+StrictLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_yaml(text_or_stream) -> Any:
+    """Parse YAML with :class:`StrictLoader`."""
+    return yaml.load(text_or_stream, Loader=StrictLoader)  # noqa: S506 (StrictLoader is a SafeLoader)
+
+
+# ----------------------------------------------------------------------------- schemas
 
 
 def _type_name(tp: Any) -> str:
@@ -43,8 +104,11 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
     return False, tp
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` (parsed YAML) against type ``tp``; return it converted (lists, dataclasses)."""
+def _convert(value: Any, tp: Any, where: str, origins: Mapping[str, str] | None = None, path: str = "") -> Any:
+    """Check ``value`` (parsed YAML) against type ``tp``; return it converted (lists, dataclasses).
+
+    ``path`` is the dotted key of ``value`` and ``origins`` maps dotted keys set on the command line
+    to the option that set them (see :func:`load_config`)."""
     optional, inner = _is_optional(tp)
     if value is None:
         if optional or tp is Any:
@@ -57,7 +121,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
-        return _build(tp, value, where)
+        return _build(tp, value, where, origins, path)
     if origin is typing.Literal:
         choices = typing.get_args(tp)
         if value not in choices:
@@ -99,14 +163,27 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported schema type {_type_name(tp)}")
 
 
-def _build(cls: type[T], data: dict, where: str) -> T:
+def _set_here(origins: Mapping[str, str] | None, path: str, message: str) -> list[str]:
+    """The command-line options that set a field of the section at ``path`` (or the section itself);
+    of those, the ones whose field the error ``message`` names, when it names any."""
+    found = {}
+    for key, origin in (origins or {}).items():
+        parent = key.rpartition(".")[0]
+        if parent == path or key == path or path.startswith(key + "."):
+            found[key.rpartition(".")[2]] = origin
+    named = [origin for field, origin in found.items() if re.search(rf"\b{re.escape(field)}\b", message)]
+    return named or list(found.values())
+
+
+def _build(cls: type[T], data: dict, where: str, origins: Mapping[str, str] | None = None, path: str = "") -> T:
     types_ = _field_types(cls)
     unknown = [k for k in data if k not in types_]
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(types_)}"
         )
-    kwargs = {k: _convert(v, types_[k], f"{where}.{k}") for k, v in data.items()}
+    kwargs = {k: _convert(v, types_[k], f"{where}.{k}", origins, f"{path}.{k}" if path else k)
+              for k, v in data.items()}
     try:
         obj = cls(**kwargs)
     except TypeError as e:  # a required field without a default is missing
@@ -116,13 +193,19 @@ def _build(cls: type[T], data: dict, where: str) -> T:
         try:
             validate()
         except ValueError as e:
+            cli = _set_here(origins, path, str(e))
+            if cli:  # name the option first: the file may be fine
+                source = where.replace("<defaults>", "the defaults", 1)
+                raise ConfigError(f"{', '.join(cli)}: {e} (other values from {source})") from None
             raise ConfigError(f"{where}: {e}") from None
     return obj
 
 
-def from_dict(cls: type[T], data: dict | None, source: str = "<dict>") -> T:
-    """Build dataclass ``cls`` from a plain dict, strictly. ``source`` names the origin in errors."""
-    return _build(cls, data or {}, source)
+def from_dict(cls: type[T], data: dict | None, source: str = "<dict>",
+              origins: Mapping[str, str] | None = None) -> T:
+    """Build dataclass ``cls`` from a plain dict, strictly. ``source`` names the origin in errors;
+    ``origins`` maps dotted keys set on the command line to the option that set them."""
+    return _build(cls, data or {}, source, origins)
 
 
 def to_dict(cfg: Any) -> dict:
@@ -157,9 +240,11 @@ def _schema_at(cls: type, dotted: str, source: str) -> Any:
     return tp
 
 
-def apply_override(cls: type, data: dict, override: str) -> None:
-    """Apply ``a.b=c`` to the raw dict ``data`` in place; ``c`` is parsed as YAML."""
-    source = f"--override {override!r}"
+def apply_override(cls: type, data: dict, override: str, origin: str | None = None) -> str:
+    """Apply ``a.b=c`` to the raw dict ``data`` in place; ``c`` is parsed as YAML. Returns the key path.
+
+    ``origin`` is how the value was given (e.g. ``--num-utts 5``), for errors; by default ``--override a.b=c``."""
+    source = origin or f"--override {override!r}"
     key, sep, raw = override.partition("=")
     key = key.strip()
     if not sep or not key or any(not p for p in key.split(".")):
@@ -170,7 +255,7 @@ def apply_override(cls: type, data: dict, override: str) -> None:
         value: Any = raw  # a string field takes the text as written ("007" stays "007")
     else:
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as e:
             raise ConfigError(f"{source}: value is not valid YAML: {e}") from None
     node = data
@@ -184,10 +269,18 @@ def apply_override(cls: type, data: dict, override: str) -> None:
         node = child
     node[parts[-1]] = value
     _convert(value, tp, source)  # fail here, naming the override, rather than later
+    return key
 
 
-def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> T:
-    """Load YAML ``path`` (or only defaults when None) into ``cls``, then apply overrides."""
+Override = Union[str, tuple[str, str]]
+
+
+def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: Iterable[Override] = ()) -> T:
+    """Load YAML ``path`` (or only defaults when None) into ``cls``, then apply overrides.
+
+    An override is ``"a.b=c"`` or ``("a.b=c", origin)``, where ``origin`` is the command-line
+    option that gave the value (``"--num-utts 5"``); errors about that value name it.
+    """
     data: dict = {}
     source = "<defaults>"
     if path is not None:
@@ -196,15 +289,20 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
             raise ConfigError(f"config file not found: {path}")
         with open(path, encoding="utf-8") as f:
             try:
-                loaded = yaml.safe_load(f)
+                loaded = load_yaml(f)
+            except DuplicateKeyError as e:
+                raise ConfigError(f"{path}:{e.line}: duplicate key {e.key!r} (first at line {e.first_line}); "
+                                  "write each key once per mapping") from None
             except yaml.YAMLError as e:
                 raise ConfigError(f"{path}: not valid YAML: {e}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping, got {type(loaded).__name__}")
         data = loaded or {}
+    origins: dict[str, str] = {}
     for ov in overrides:
-        apply_override(cls, data, ov)
-    return from_dict(cls, data, source)
+        text, origin = (ov, None) if isinstance(ov, str) else ov
+        origins[apply_override(cls, data, text, origin)] = origin or f"--override {text}"
+    return from_dict(cls, data, source, origins)
 
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:

@@ -21,6 +21,8 @@ class FbankConfig:
             raise ValueError("num_mel_bins, frame_length_ms and frame_shift_ms must be > 0")
         if self.dither < 0:
             raise ValueError(f"dither must be >= 0, got {self.dither}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be > 0, got {self.sample_rate}")
 
 
 @dataclass
@@ -106,6 +108,14 @@ class FilterConfig:
     max_tokens: int = 200
     min_tokens: int = 0  # 0 keeps empty-target (non-speech) items
 
+    def validate(self) -> None:
+        if not 0 <= self.min_seconds < self.max_seconds:
+            raise ValueError(f"need 0 <= min_seconds < max_seconds, got min_seconds {self.min_seconds}, "
+                             f"max_seconds {self.max_seconds} (every item would be filtered out)")
+        if not 0 <= self.min_tokens <= self.max_tokens:
+            raise ValueError(f"need 0 <= min_tokens <= max_tokens, got min_tokens {self.min_tokens}, "
+                             f"max_tokens {self.max_tokens}")
+
 
 @dataclass
 class SamplerConfig:
@@ -120,6 +130,12 @@ class SamplerConfig:
     drop_last: bool = False
     buffer_size: int = 20000
     seed: int = 0
+
+    def validate(self) -> None:
+        if self.max_duration <= 0:
+            raise ValueError(f"max_duration (seconds of audio per batch) must be > 0, got {self.max_duration}")
+        if self.num_buckets < 1 or self.buffer_size < 1:
+            raise ValueError(f"num_buckets and buffer_size must be >= 1, got {self.num_buckets}, {self.buffer_size}")
 
 
 @dataclass
@@ -137,6 +153,10 @@ class DataConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     num_workers: int = 2
 
+    def validate(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0 (0: load in the main process), got {self.num_workers}")
+
 
 @dataclass
 class ValidateConfig:
@@ -146,3 +166,10 @@ class ValidateConfig:
     max_seconds: float = 40.0
     sample_rate: int = 16000  # other rates are resampled at load time: reported, not rejected
     allow_empty_text: bool = False  # true for non-speech sets, whose targets are empty by design
+
+    def validate(self) -> None:
+        if not 0 <= self.min_seconds < self.max_seconds:
+            raise ValueError(f"need 0 <= min_seconds < max_seconds, got min_seconds {self.min_seconds}, "
+                             f"max_seconds {self.max_seconds} (every entry would be rejected)")
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be > 0 (the rate training reads), got {self.sample_rate}")

@@ -23,6 +23,9 @@ class ParamGroupConfig:
         if self.weight_decay is not None and self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
+# Checkpoint kinds ``python -m wenet_llm.bin.average_model --mode`` picks from (epoch_* and step_*, or one kind).
+AVERAGE_MODES = ("hybrid", "epoch", "step")
+
 
 @dataclass
 class OptimConfig:

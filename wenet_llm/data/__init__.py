@@ -1,1 +1,1 @@
-"""Data: corpus generation, preparation and loading."""
+"""The data pipeline: corpus formats, preparation, validation, tokenizers, features, augmentation, loading."""

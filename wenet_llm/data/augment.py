@@ -22,7 +22,7 @@ from scipy.signal import fftconvolve, resample_poly
 
 from wenet_llm.config.data import NoiseAugConfig, ReverbConfig, SpecAugConfig, SpeedPerturbConfig
 from wenet_llm.data.features import load_audio, resample
-from wenet_llm.data.noise import mix_at_snr, rms
+from wenet_llm.data.mixing import MAX_PEAK, mix_at_snr, rms
 
 __all__ = [
     "NoiseSource",
@@ -40,7 +40,6 @@ Rng = Union[random.Random, np.random.Generator]
 
 _AUDIO_SUFFIXES = (".wav", ".flac")
 _MAX_SPEED_DENOMINATOR = 100  # 0.9 -> 9/10, 1.1 -> 11/10; keeps polyphase filters short
-_MAX_PEAK = 0.99  # same headroom as noise.mix_at_snr
 
 
 # --------------------------------------------------------------------------
@@ -293,8 +292,8 @@ def reverberate(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
     if out_level > 0.0:
         y *= level / out_level
     peak = float(np.max(np.abs(y)))
-    if peak > _MAX_PEAK:
-        y *= _MAX_PEAK / peak
+    if peak > MAX_PEAK:
+        y *= MAX_PEAK / peak
     return y.astype(np.float32)
 
 

@@ -20,8 +20,14 @@ Inputs :func:`iter_entries` and :func:`load_cuts` accept:
 
 Format is decided by content (the first JSON line), not by file name.
 
+A relative ``wav`` path in a data.list or ``wav.scp`` is resolved against the folder holding that
+file, not the current directory, so a data dir can be moved or used from anywhere with its audio
+beside it; entries carry the absolute path. (Paths in lhotse manifests follow lhotse's rule.)
+
 An entry whose text line is not valid UTF-8 is still yielded, decoded with replacement characters
-and marked ``"_error": "non_utf8_text"``, so that validation can count it instead of crashing.
+and marked ``"_error": "non_utf8_text"``, so that validation can count it instead of crashing. In a
+Kaldi dir, a ``text`` line whose key has no audio (no ``wav.scp`` or ``segments`` line) is yielded
+too, with an empty ``wav`` and ``"_error": "transcript_without_audio"``, so it is counted rather than lost.
 """
 
 from __future__ import annotations
@@ -35,19 +41,23 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
 import soundfile as sf
-from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
-from lhotse.audio import AudioSource
-from lhotse.cut import MonoCut, MultiCut
 
 from wenet_llm.utils.fileio import atomic_open
+
+if TYPE_CHECKING:
+    from lhotse import CutSet, Recording
+
+# lhotse (which loads torch) is imported inside the functions that build cuts, so that the tools that
+# only read lists and Kaldi dirs, and every --help, start without it.
 
 logger = logging.getLogger(__name__)
 
 CORE_FIELDS = ("key", "wav", "txt", "start", "end")
 NON_UTF8 = "non_utf8_text"
+NO_AUDIO = "transcript_without_audio"
 # Kaldi per-utterance files that map to entry fields of another name.
 KALDI_FIELD_FILES = {"spk": "utt2spk", "lang": "utt2lang", "duration": "utt2dur"}
 # A segment may end this far past the end of its file (times rounded when written); it is clipped.
@@ -122,8 +132,16 @@ def _decode_line(raw: bytes) -> tuple[str, bool]:
         return raw.decode("utf-8", errors="replace"), False
 
 
+def resolve_wav(wav: str, base: Path) -> str:
+    """``wav`` as an absolute path, a relative one taken from folder ``base``; URLs are kept."""
+    if os.path.isabs(wav) or "://" in wav:
+        return wav
+    return os.path.abspath(os.path.join(base, wav))
+
+
 def read_data_list(path: str | os.PathLike) -> Iterator[dict]:
-    """Entries of a WeNet raw data.list (JSON lines; blank lines are skipped)."""
+    """Entries of a WeNet raw data.list (JSON lines; blank lines are skipped); relative wav paths are
+    resolved against the list's folder."""
     path = Path(path)
     with _open_text(path) as f:
         for lineno, raw in enumerate(f, 1):
@@ -138,6 +156,7 @@ def read_data_list(path: str | os.PathLike) -> Iterator[dict]:
             if not isinstance(entry, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(entry).__name__}")
             _check_entry(entry, f"{path}:{lineno}")
+            entry["wav"] = resolve_wav(entry["wav"], path.parent)
             if not ok:
                 entry["_error"] = NON_UTF8
             yield entry
@@ -215,8 +234,10 @@ def read_kaldi_dir(data_dir: str | os.PathLike) -> Iterator[dict]:
     """Entries of a Kaldi data dir, in the order of ``segments`` (when present) or ``wav.scp``.
 
     A key in ``wav.scp``/``segments`` without a ``text`` line gets an empty transcript (logged), so
-    validation reports it as ``empty_text`` instead of the whole read failing. A ``utt2spk`` speaker
-    equal to the key is Kaldi's "no speaker" and gives no ``spk``; a segment ``0 -1`` no start/end.
+    validation reports it as ``empty_text`` instead of the whole read failing. A key in ``text``
+    without audio is yielded last, marked ``transcript_without_audio`` (logged), so validation
+    counts it. A ``utt2spk`` speaker equal to the key is Kaldi's "no speaker" and gives no ``spk``;
+    a segment ``0 -1`` no start/end. Relative wav paths are resolved against ``data_dir``.
     """
     d = Path(data_dir)
     wav_scp, text_file, segments_file = d / "wav.scp", d / "text", d / "segments"
@@ -229,7 +250,7 @@ def read_kaldi_dir(data_dir: str | os.PathLike) -> Iterator[dict]:
         if not rx:
             raise ValueError(f"{wav_scp}:{lineno}: expected 'key path', got only {key!r}")
         _check_plain_path(wav_scp, lineno, key, rx)
-        wavs.append((lineno, key, rx))
+        wavs.append((lineno, key, resolve_wav(rx, d)))
     texts = _kaldi_map(text_file, need_value=False)
     extras: dict[str, dict[str, tuple[str, bool]]] = {}
     file_to_field = {v: k for k, v in KALDI_FIELD_FILES.items()}
@@ -278,6 +299,13 @@ def read_kaldi_dir(data_dir: str | os.PathLike) -> Iterator[dict]:
         yield entry
     if no_text:
         logger.warning("%s: %d utterance(s) have no line in text; they get an empty transcript", d, no_text)
+    with_audio = {key for key, _, _, _ in utts}
+    orphans = [key for key in texts if key not in with_audio]
+    for key in orphans:
+        yield {"key": key, "wav": "", "txt": texts[key][0], "_error": NO_AUDIO}
+    if orphans:
+        logger.warning("%s: %d line(s) of text have no audio in %s (e.g. %s)", d, len(orphans),
+                       "segments" if segments_file.is_file() else "wav.scp", orphans[0])
 
 
 def _lhotse_pair(path: Path, kind: str) -> tuple[Path, Path]:
@@ -293,6 +321,8 @@ def _lhotse_pair(path: Path, kind: str) -> tuple[Path, Path]:
 
 
 def _cuts_from_lhotse_file(path: Path, kind: str) -> CutSet:
+    from lhotse import CutSet, RecordingSet, SupervisionSet
+
     if kind == "lhotse_cuts":
         return CutSet.from_file(path)
     rec_path, sup_path = _lhotse_pair(path, kind)
@@ -338,6 +368,9 @@ class _RecordingIds:
 
 
 def recording_from_file(wav: str, recording_id: str) -> Recording:
+    from lhotse import Recording
+    from lhotse.audio import AudioSource
+
     info = sf.info(wav)
     return Recording(
         id=recording_id,
@@ -355,6 +388,9 @@ def entries_to_cuts(entries: Iterable[dict]) -> CutSet:
     loader can downmix (``cut.load_audio()`` is then (C, N)). Raises ValueError, naming the entry, on
     audio that cannot be read or a segment outside the file: validate the data first.
     """
+    from lhotse import CutSet, SupervisionSegment
+    from lhotse.cut import MonoCut, MultiCut
+
     rec_ids = _RecordingIds()
     recordings: dict[str, Recording] = {}
     cuts = []
@@ -390,6 +426,8 @@ def entries_to_cuts(entries: Iterable[dict]) -> CutSet:
 def cuts_to_entries(cuts: Iterable) -> Iterator[dict]:
     """One entry per supervision. ``start``/``end`` are set unless it spans the whole recording;
     ``duration`` (of the utterance, in seconds) is always set."""
+    from lhotse import SupervisionSegment
+
     for cut in cuts:
         rec = cut.recording if cut.has_recording else None
         src = rec.sources[0] if rec is not None and len(rec.sources) == 1 else None
@@ -523,6 +561,8 @@ def export_shar(cuts: CutSet, out_dir: str | os.PathLike, shard_size: int = 1000
 
 def load_shar(in_dir: str | os.PathLike) -> CutSet:
     """A lazy CutSet over a Shar dir; its audio is read from the tar shards."""
+    from lhotse import CutSet
+
     if not is_shar_dir(in_dir):
         raise ValueError(f"{in_dir}: not a lhotse Shar dir (no cuts.*.jsonl.gz); write one with export_shar")
     return CutSet.from_shar(in_dir=in_dir)

@@ -37,13 +37,13 @@ from typing import Sequence
 
 import numpy as np
 
+from wenet_llm.data.mixing import MAX_PEAK, rms
 from wenet_llm.utils.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SNRS_DB = (0.0, 5.0, 10.0, 20.0)
 NOISE_ONLY = "noise_only"
-_MAX_PEAK = 0.99  # as noise.mix_at_snr
 
 
 def snr_name(snr_db: float) -> str:
@@ -52,15 +52,13 @@ def snr_name(snr_db: float) -> str:
 
 def _noise_only_level(noise: np.ndarray, speech: np.ndarray, snr_db: float) -> np.ndarray:
     """``noise`` scaled to ``snr_db`` below ``speech`` (mean-square powers), peak at most 0.99."""
-    from wenet_llm.data.noise import rms
-
     y = noise.astype(np.float64)
     speech_rms, noise_rms = rms(speech), rms(y)
     if speech_rms > 0.0 and noise_rms > 0.0:
         y *= speech_rms / (noise_rms * 10.0 ** (snr_db / 20.0))
     peak = float(np.max(np.abs(y))) if y.size else 0.0
-    if peak > _MAX_PEAK:
-        y *= _MAX_PEAK / peak
+    if peak > MAX_PEAK:
+        y *= MAX_PEAK / peak
     return y.astype(np.float32)
 
 

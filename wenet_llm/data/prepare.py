@@ -31,6 +31,21 @@ class UnknownNameError(ValueError):
     """An unknown corpus or part name; the message lists the valid ones."""
 
 
+class EmptySplitError(ValueError):
+    """A prepared split kept no utterance (its files and report are written first, for inspection)."""
+
+
+def check_not_empty(summary: dict, out_dir: str | Path, what: str) -> None:
+    """Raise EmptySplitError naming every split of ``summary`` (split -> validation report) that kept nothing."""
+    empty = {split: r["totals"]["entries"] for split, r in summary.items() if not r["totals"]["kept"]}
+    if empty:
+        detail = "; ".join(f"{split}: {'no entries read' if n == 0 else f'all {n} entries rejected'}"
+                           for split, n in empty.items())
+        raise EmptySplitError(f"{what}: no utterance kept in {detail}. See {out_dir}/<split>/validate_report.json "
+                              "for the reasons; check the corpus, or the limits of the validation config "
+                              "(min_seconds, max_seconds)")
+
+
 @dataclass(frozen=True)
 class CorpusSpec:
     lang: str
@@ -182,7 +197,8 @@ DEMO_SPLITS = ("train", "dev", "test", "test_hotword", "test_noisy", "noise_only
 
 
 def prepare_demo(corpus_dir: str | Path, out_dir: str | Path, cfg: ValidateConfig | None = None) -> dict:
-    """The generated demo corpus (its Kaldi dirs) -> validated ``out_dir/<split>/``."""
+    """The generated demo corpus (its Kaldi dirs) -> validated ``out_dir/<split>/``; EmptySplitError
+    when a split kept nothing."""
     cfg = cfg or ValidateConfig()
     corpus_dir = Path(corpus_dir)
     missing = [s for s in DEMO_SPLITS if not (corpus_dir / s / "data.list").is_file()]
@@ -201,13 +217,15 @@ def prepare_demo(corpus_dir: str | Path, out_dir: str | Path, cfg: ValidateConfi
         summary[split] = write_split(entries, Path(out_dir) / split, split_cfg)
     with atomic_open(Path(out_dir) / "prepare_demo_report.json") as f:
         json.dump(summary, f, ensure_ascii=False, indent=1)
+    check_not_empty(summary, out_dir, f"demo corpus at {corpus_dir}")
     return summary
 
 
 def prepare_corpus(corpus: str, corpus_dir: str | Path, out_dir: str | Path,
                    parts: Sequence[str] | None = None, cfg: ValidateConfig | None = None,
                    num_jobs: int = 1) -> dict:
-    """Prepare ``parts`` of a local corpus into ``out_dir/<part>/`` (part names with '-' -> '_')."""
+    """Prepare ``parts`` of a local corpus into ``out_dir/<part>/`` (part names with '-' -> '_');
+    EmptySplitError when a part kept nothing."""
     spec = _spec(corpus)  # before DEFAULT_PARTS[corpus], so an unknown name lists the valid ones
     parts = tuple(parts or DEFAULT_PARTS[corpus])
     cfg = cfg or ValidateConfig()
@@ -238,4 +256,5 @@ def prepare_corpus(corpus: str, corpus_dir: str | Path, out_dir: str | Path,
                     corpus, part, len(on_disk), len(entries), report["totals"]["kept"])
     with atomic_open(Path(out_dir) / f"prepare_{corpus}_report.json") as f:
         json.dump(summary, f, ensure_ascii=False, indent=1)
+    check_not_empty(summary, out_dir, f"{corpus} corpus at {corpus_dir}")
     return summary

@@ -3,8 +3,11 @@
 Each entry ends up either *kept* (written to the clean data.list) or *rejected* under exactly one
 reason, the first that applies in this order:
 
-    non_utf8_text, duplicate_key, empty_text, missing_file, unreadable_audio, zero_length,
-    segment_out_of_range, too_short, too_long
+    transcript_without_audio, non_utf8_text, duplicate_key, empty_text, missing_file, unreadable_audio,
+    zero_length, segment_out_of_range, too_short, too_long
+
+(``transcript_without_audio``: a Kaldi ``text`` line whose key is in neither ``wav.scp`` nor
+``segments``; the reverse, audio without a ``text`` line, is ``empty_text``.)
 
 Kept entries may also be reported for things the loader fixes: ``resampled`` (sample rate differs
 from ``cfg.sample_rate``), ``downmixed`` (more than one channel), ``oov_chars`` (characters that
@@ -31,14 +34,14 @@ import soundfile as sf
 
 from wenet_llm.config import to_dict
 from wenet_llm.config.data import ValidateConfig
-from wenet_llm.data.formats import NON_UTF8, SEGMENT_END_TOLERANCE, iter_entries, write_data_list
+from wenet_llm.data.formats import NO_AUDIO, NON_UTF8, SEGMENT_END_TOLERANCE, iter_entries, write_data_list
 from wenet_llm.data.tokenizer import load_tokenizer
 from wenet_llm.utils.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
 
 REJECT_REASONS = (
-    "non_utf8_text", "duplicate_key", "empty_text", "missing_file", "unreadable_audio", "zero_length",
+    "transcript_without_audio", "non_utf8_text", "duplicate_key", "empty_text", "missing_file", "unreadable_audio", "zero_length",
     "segment_out_of_range", "too_short", "too_long",
 )
 KEEP_REASONS = ("resampled", "downmixed", "oov_chars")
@@ -235,7 +238,9 @@ def validate_entries(entries: Iterable[dict], cfg: ValidateConfig, units=None,
             for entry in chunk:
                 total += 1
                 key = entry["key"]
-                if entry.get("_error") == NON_UTF8:
+                if entry.get("_error") == NO_AUDIO:
+                    report.add("transcript_without_audio", entry, "text line without a wav.scp/segments line")
+                elif entry.get("_error") == NON_UTF8:
                     report.add("non_utf8_text", entry, "text is not valid UTF-8: " + repr(entry["txt"][:40]))
                 elif key in seen:
                     report.add("duplicate_key", entry, "key already used by an earlier entry")
@@ -273,7 +278,7 @@ def run_validate(in_path: str | os.PathLike, out_path: str | os.PathLike, report
                  cfg: ValidateConfig, units: Optional[str] = None, num_workers: int = 4) -> dict:
     """Validate a data.list / Kaldi dir / lhotse manifest; write the clean data.list and the JSON report."""
     if not Path(in_path).exists():
-        raise FileNotFoundError(f"validate: input {in_path} does not exist")
+        raise FileNotFoundError(f"input {in_path} does not exist")
     clean, report = validate_entries(iter_entries(in_path), cfg, units=units, num_workers=num_workers)
     write_data_list(clean, out_path)
     full: dict[str, Any] = {"input": str(in_path), "output": str(out_path), "units": units,

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from wenet_llm.config.data import DataConfig
+from wenet_llm.config.decode import AED_METHODS
 from wenet_llm.data import formats
 from wenet_llm.data.dataset import DataStream, SpeechDataset, load_cut_set
 from wenet_llm.decode.aed_search import (
@@ -29,7 +30,7 @@ from wenet_llm.utils.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring")
+METHODS = AED_METHODS
 
 
 @torch.no_grad()

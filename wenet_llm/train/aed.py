@@ -11,17 +11,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
 from wenet_llm.config import load_config
+from wenet_llm.config.decode import AED_METHODS
 from wenet_llm.config.experiment import AEDExperimentConfig
 from wenet_llm.data.dataset import DataStream, SpeechDataset, load_cut_set, training_cuts
 from wenet_llm.data.tokenizer import load_tokenizer
 from wenet_llm.decode.aed_decode import decode_aed
 from wenet_llm.models.aed import ASRModel
 from wenet_llm.models.aed.export import export_encoder
-from wenet_llm.train.average import average_model
+from wenet_llm.train.average import average_model, select_checkpoints
 from wenet_llm.train.engine import dist_env
 from wenet_llm.train.experiments import split_paths
 from wenet_llm.train.trainer import Trainer, seed_everything
@@ -100,9 +102,35 @@ def train_aed(cfg: AEDExperimentConfig, exp_dir: str | Path) -> None:
     Trainer(model, aed_step, cfg.train, exp_dir, config=cfg).fit(train_stream, dev_stream)
 
 
+_TRAIN_HINT = "train it with stage 2 (bash run.sh --stage 2 --stop_stage 2) or pass the dir stage 2 wrote (--exp)"
+
+
+def trained_config(exp_dir: str | Path) -> AEDExperimentConfig:
+    """The resolved config of a stage-2 dir, after checking that the dir and the files it names exist."""
+    exp = Path(exp_dir)
+    if not exp.is_dir():
+        raise FileNotFoundError(f"experiment dir {exp} does not exist; {_TRAIN_HINT}")
+    if not (exp / "train.yaml").is_file():
+        raise FileNotFoundError(f"{exp} has no train.yaml, so it is not a stage-2 training dir; {_TRAIN_HINT}")
+    cfg = load_config(AEDExperimentConfig, exp / "train.yaml")
+    needed = [("tokenizer.units", cfg.tokenizer.units), ("tokenizer.bpe_model", cfg.tokenizer.bpe_model)]
+    missing = [f"{key}: {path}" for key, path in needed if path and not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{exp}/train.yaml names stage-1 files that are missing ({'; '.join(missing)}); "
+                                "rerun stage 1 or run from the recipe dir the training ran in")
+    return cfg
+
+
+def _check_checkpoint(exp_dir: Path, checkpoint: str | Path) -> None:
+    if not Path(checkpoint).is_file():
+        have = sorted(p.name for p in Path(exp_dir).glob("*.pt"))
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist; {exp_dir} holds: {have or 'no .pt files'}")
+
+
 def load_trained(exp_dir: str | Path, checkpoint: str | Path) -> tuple[ASRModel, AEDExperimentConfig]:
     """A trained (or averaged) checkpoint of ``exp_dir`` in eval mode, with its resolved config."""
-    cfg = load_config(AEDExperimentConfig, Path(exp_dir) / "train.yaml")
+    cfg = trained_config(exp_dir)
+    _check_checkpoint(Path(exp_dir), checkpoint)
     model = ASRModel(cfg.model)  # CMVN and every weight come from the checkpoint
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -112,18 +140,62 @@ def load_trained(exp_dir: str | Path, checkpoint: str | Path) -> tuple[ASRModel,
     return model.eval(), cfg
 
 
+def _check_methods(methods: Sequence[str]) -> None:
+    unknown = [m for m in methods if m not in AED_METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown or no decoding method(s) {unknown}; valid methods: {list(AED_METHODS)}")
+
+
+def _check_test_set(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"test set {path} does not exist; prepare it with stage 0 or fix the path")
+
+
+def decode_trained(exp_dir: str | Path, checkpoint: str | Path, test: str | Path, out_dir: str | Path,
+                   methods: Sequence[str] = AED_METHODS, beam_size: int = 10, ctc_weight: float = 0.3,
+                   max_duration: float = 120.0, num_threads: int = 0) -> dict[str, str]:
+    """Decode and score one test set with a checkpoint of ``exp_dir``, every input checked first."""
+    _check_methods(methods)
+    _check_test_set(Path(test))
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    model, cfg = load_trained(exp_dir, checkpoint)  # checks the dir and the checkpoint before loading
+    tokenizer = load_tokenizer(cfg.tokenizer.units, cfg.tokenizer.bpe_model)
+    return decode_aed(model, tokenizer, test, cfg.data, out_dir, methods, beam_size, ctc_weight, max_duration)
+
+
+def export_trained(exp_dir: str | Path, checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Export the encoder of a checkpoint of ``exp_dir`` (see :func:`wenet_llm.models.aed.export.export_encoder`)."""
+    model, cfg = load_trained(exp_dir, checkpoint)
+    return export_encoder(model, out_dir, cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(checkpoint),
+                          fbank=cfg.data.fbank)
+
+
 def finish_aed(exp_dir: str | Path, num: int, data_dir: str | Path, test_sets: list[str],
                methods: list[str], beam_size: int = 10, ctc_weight: float = 0.3) -> dict[str, dict[str, str]]:
-    """Stage 3: avg_<num>.pt (best CV losses), decode_<set>/ per test set, encoder/; returns the scores."""
+    """Stage 3: avg_<num>.pt (best CV losses), decode_<set>/ per test set, encoder/; returns the scores.
+
+    Every input (the training dir, ``num`` checkpoints with a CV loss, each test set) is checked before
+    any work, so a mistyped test set costs no averaging or decoding.
+    """
     exp = Path(exp_dir)
+    _check_methods(methods)
+    trained_config(exp)
+    select_checkpoints(exp, num, val_best=True)  # raises when fewer than num have a CV loss
+    lists = {name: Path(data_dir) / name / "data.list" for name in test_sets}
+    missing = [name for name, path in lists.items() if not path.is_file()]
+    if missing:
+        have = sorted(p.parent.name for p in Path(data_dir).glob("*/data.list"))
+        raise FileNotFoundError(f"test set(s) {missing} have no {Path(data_dir)}/<set>/data.list; sets there: "
+                                f"{have or 'none'}. Fix --test_sets (run.sh) / --test-sets, or prepare them (stage 0)")
     avg = exp / f"avg_{num}.pt"
     average_model(avg, exp, num, val_best=True)
     model, cfg = load_trained(exp, avg)
     tokenizer = load_tokenizer(cfg.tokenizer.units, cfg.tokenizer.bpe_model)
     scores = {}
-    for name in test_sets:
-        scores[name] = decode_aed(model, tokenizer, Path(data_dir) / name / "data.list", cfg.data,
-                                  exp / f"decode_{name}", methods, beam_size, ctc_weight)
+    for name, test_list in lists.items():
+        scores[name] = decode_aed(model, tokenizer, test_list, cfg.data, exp / f"decode_{name}", methods, beam_size,
+                                  ctc_weight)
     export_encoder(model, exp / "encoder", cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(avg),
                    fbank=cfg.data.fbank)
     return scores

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
+from wenet_llm.config.train import AVERAGE_MODES
 from wenet_llm.train.checkpoint import list_checkpoints, model_path, save_torch
 
 logger = logging.getLogger(__name__)
 
-MODES = ("hybrid", "epoch", "step")
+MODES = AVERAGE_MODES
 
 
 def select_checkpoints(src_path: str | Path, num: int, val_best: bool, mode: str = "hybrid",

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from wenet_llm.config.demo_llm import DemoLLMConfig
-from wenet_llm.data import demo_text
+from wenet_llm.synth import demo_text
 from wenet_llm.data.formats import iter_entries
 from wenet_llm.data.text_data import TextStream
 from wenet_llm.models.llm.prompt import IGNORE_INDEX, PromptBuilder, apply_case

@@ -7,28 +7,29 @@
 set -euo pipefail
 
 # begin configuration
-stage=0
-stop_stage=3
-force=false
-nj=$(nproc)
-num_utts=3000
-seed=0
-corpus_config=conf/demo_corpus.yaml
-validate_config=conf/validate.yaml
+stage=0           # first stage to run
+stop_stage=3      # last stage to run
+force=false       # true: redo finished stages (their .done markers are ignored)
+nj=$(nproc)       # parallel jobs of data preparation and CMVN (default: the number of CPUs)
+num_utts=3000     # speech utterances of the generated corpus
+seed=0            # seed of the generated corpus
+corpus_config=conf/demo_corpus.yaml    # the corpus generator's config (DemoCorpusConfig)
+validate_config=conf/validate.yaml     # stage 0 checks (ValidateConfig)
 unit_type=char    # char: Hanzi + English letters (what a few CPU epochs can learn); mixed: Hanzi + English BPE
 bpe_vocab_size=300  # English BPE pieces with unit_type=mixed
 data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
-data=data
-aed_config=conf/aed_conformer.yaml
+data=data         # where stages 0-1 write the prepared data
+aed_config=conf/aed_conformer.yaml     # the AED experiment config of stage 2 (AEDExperimentConfig)
 aed_overrides=""  # space-separated KEY=VALUE overrides of the AED config, e.g. "train.max_epoch=5"
 ngpu=1            # > 1: torchrun with that many processes (DDP or DeepSpeed, as the config says)
-average_num=3
-test_sets="test test_noisy test_hotword"
-decode_methods="ctc_greedy_search attention_rescoring"  # attention beam search is slow on CPU; add it if you wait
-exp=exp
+average_num=3     # stage 3 averages this many best checkpoints (by CV loss)
+test_sets="test test_noisy test_hotword"  # sets under data/ that stage 3 decodes
+decode_methods="ctc_greedy_search attention_rescoring"  # stage 3 search methods (attention beam search is slow on CPU)
+exp=exp           # where stages 2-3 write models, logs and decodes
 # end configuration
 
-help_message="Usage: bash run.sh [--stage N] [--stop_stage N] [--force true] [--num_utts N] [--seed S] [--unit_type char|mixed] [--bpe_vocab_size N] [--data_format raw|shar] [--aed_config F] [--aed_overrides 'K=V ...'] [--ngpu N] [--nj N]"
+help_message="Usage: bash run.sh [options]
+The demo recipe: the pipeline on a generated bilingual corpus, on CPU (stages 0-3)."
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -91,7 +92,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  signature="average_num=${average_num} tests=${test_sets} final=$(file_digest "${exp}/aed/final.pt")"
+  signature="average_num=${average_num} tests=${test_sets} methods=${decode_methods} final=$(file_digest "${exp}/aed/final.pt")"
   if should_run 3 "${exp}/aed/.stage3.done" "${signature}" \
       "average + decode + export: ${exp}/aed -> avg_${average_num}.pt, decode_{${test_sets// /,}}/, encoder/"; then
     # shellcheck disable=SC2086 # the set and method lists are meant to split into words

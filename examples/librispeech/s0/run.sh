@@ -6,28 +6,29 @@
 set -euo pipefail
 
 # begin configuration
-stage=0
-stop_stage=3
-force=false
-nj=$(nproc)
-corpus_dir=           # holds train-clean-100/ ... test-other/ (the LibriSpeech/ folder)
-train_parts="train-clean-100 train-clean-360 train-other-500"
-dev_parts="dev-clean dev-other"
-test_parts="test-clean test-other"
-bpe_vocab_size=5000
-validate_config=conf/validate.yaml
+stage=0           # first stage to run
+stop_stage=3      # last stage to run
+force=false       # true: redo finished stages (their .done markers are ignored)
+nj=$(nproc)       # parallel jobs of data preparation and CMVN (default: the number of CPUs)
+corpus_dir=       # holds train-clean-100/ ... test-other/ (the LibriSpeech/ folder; required by stage 0)
+train_parts="train-clean-100 train-clean-360 train-other-500"  # parts combined into data/train
+dev_parts="dev-clean dev-other"  # parts combined into data/dev
+test_parts="test-clean test-other"  # parts prepared as test sets (data/test_clean, ...)
+bpe_vocab_size=5000  # BPE units of the tokenizer
+validate_config=conf/validate.yaml  # stage 0 checks (ValidateConfig)
 data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
-data=data
-aed_config=conf/aed_conformer.yaml
+data=data         # where stages 0-1 write the prepared data
+aed_config=conf/aed_conformer.yaml  # the AED experiment config of stage 2 (AEDExperimentConfig)
 aed_overrides=""  # space-separated KEY=VALUE overrides of the AED config, e.g. "train.max_epoch=5"
 ngpu=1            # > 1: torchrun with that many processes (DDP or DeepSpeed, as the config says)
-average_num=30
-test_sets="dev_clean dev_other test_clean test_other"
-decode_methods="ctc_greedy_search ctc_prefix_beam_search attention attention_rescoring"
-exp=exp
+average_num=30    # stage 3 averages this many best checkpoints (by CV loss)
+test_sets="dev_clean dev_other test_clean test_other"  # sets under data/ that stage 3 decodes
+decode_methods="ctc_greedy_search ctc_prefix_beam_search attention attention_rescoring"  # stage 3 search methods
+exp=exp           # where stages 2-3 write models, logs and decodes
 # end configuration
 
-help_message="Usage: bash run.sh --corpus_dir DIR [--stage N] [--stop_stage N] [--force true] [--data_format raw|shar] [--aed_config F] [--aed_overrides 'K=V ...'] [--ngpu N] [--train_parts 'P ...'] [--bpe_vocab_size N] [--nj N]"
+help_message="Usage: bash run.sh --corpus_dir DIR [options]
+The LibriSpeech recipe (English, 960 h), stages 0-3."
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -85,7 +86,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  signature="average_num=${average_num} tests=${test_sets} final=$(file_digest "${exp}/aed/final.pt")"
+  signature="average_num=${average_num} tests=${test_sets} methods=${decode_methods} final=$(file_digest "${exp}/aed/final.pt")"
   if should_run 3 "${exp}/aed/.stage3.done" "${signature}" \
       "average + decode + export: ${exp}/aed -> avg_${average_num}.pt, decode_{${test_sets// /,}}/, encoder/"; then
     # shellcheck disable=SC2086 # the set and method lists are meant to split into words

@@ -1,7 +1,8 @@
-"""Non-speech signal generators and SNR-controlled noise mixing.
+"""Non-speech signal generators: white, pink, hum, tones, silence and babble.
 
-Used to build the non-speech part of the synthetic demo corpus and to add
-noise to speech.  All waveforms are mono float32 in [-1, 1].  Every generator
+Used to build the noisy and non-speech parts of the synthetic demo corpus; mixing
+them into speech at an SNR is :func:`wenet_llm.data.mixing.mix_at_snr`.
+All waveforms are mono float32 in [-1, 1].  Every generator
 takes a ``numpy.random.Generator`` so that callers get reproducible output by
 seeding it (``np.random.default_rng(seed)``).
 """
@@ -13,14 +14,17 @@ from typing import Sequence
 
 import numpy as np
 
+from wenet_llm.data.mixing import check_rng as _check_rng
+from wenet_llm.data.mixing import check_waveform as _check_waveform
+from wenet_llm.data.mixing import crop_circular as _crop_circular
+from wenet_llm.data.mixing import rms
+
 __all__ = [
     "NON_SPEECH_KINDS",
     "babble",
     "hum",
-    "mix_at_snr",
     "non_speech",
     "pink_noise",
-    "rms",
     "silence",
     "tone_sequence",
     "white_noise",
@@ -33,20 +37,8 @@ NON_SPEECH_KINDS = ("silence", "white", "pink", "hum", "tones")
 _MIN_RANDOM_RMS = 0.003
 _MAX_RANDOM_RMS = 0.1
 
-# Peak level mix_at_snr() keeps the mixture under, leaving a little headroom
-# so that later float->int16 conversion never wraps.
-_MAX_PEAK = 0.99
-
 _DTMF_LOW = (697.0, 770.0, 852.0, 941.0)
 _DTMF_HIGH = (1209.0, 1336.0, 1477.0, 1633.0)
-
-
-def rms(x: np.ndarray) -> float:
-    """Root mean square of ``x`` (computed in float64)."""
-    x = np.asarray(x)
-    if x.size == 0:
-        raise ValueError("rms of an empty array is undefined")
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
 # --------------------------------------------------------------------------
@@ -85,27 +77,6 @@ def _check_sample_rate(sample_rate, minimum: int) -> int:
     return int(sample_rate)
 
 
-def _check_rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a numpy.random.Generator "
-            "(e.g. numpy.random.default_rng(seed)), "
-            f"got {type(rng).__name__}"
-        )
-    return rng
-
-
-def _check_waveform(x, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D waveform, got shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"{name} is empty")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x.astype(np.float64, copy=False)
-
-
 def _scale_to_rms(x: np.ndarray, target: float) -> np.ndarray:
     """Scale float64 ``x`` to RMS ``target`` and return float32 in [-1, 1].
 
@@ -120,12 +91,6 @@ def _scale_to_rms(x: np.ndarray, target: float) -> np.ndarray:
     y = x * (target / current)
     np.clip(y, -1.0, 1.0, out=y)
     return y.astype(np.float32)
-
-
-def _crop_circular(x: np.ndarray, length: int, start: int) -> np.ndarray:
-    """``length`` samples of ``x`` from ``start``, wrapping around (tiling)."""
-    idx = (start + np.arange(length)) % x.shape[0]
-    return x[idx]
 
 
 # --------------------------------------------------------------------------
@@ -298,53 +263,6 @@ def babble(
     # If every crop is silent (only plausible for very short outputs), the
     # result stays all zeros rather than failing at random.
     return _scale_to_rms(total, target)
-
-
-# --------------------------------------------------------------------------
-# mixing
-
-
-def mix_at_snr(
-    speech: np.ndarray,
-    noise: np.ndarray,
-    snr_db: float,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Add ``noise`` to ``speech`` at exactly ``snr_db`` (mean-square powers).
-
-    Noise shorter than the speech is tiled; a random (circular) crop of the
-    speech length is used.  If the mixture's peak exceeds 0.99 the whole
-    mixture is scaled down to peak 0.99.  Speech and noise are scaled by the
-    same factor, so the SNR is unchanged; only the absolute level drops.
-    """
-    s = _check_waveform(speech, "speech")
-    v = _check_waveform(noise, "noise")
-    rng = _check_rng(rng)
-    snr_db = float(snr_db)
-    if not math.isfinite(snr_db):
-        raise ValueError(f"snr_db must be finite, got {snr_db}")
-
-    p_speech = float(np.mean(s**2))
-    if p_speech == 0.0:
-        raise ValueError("speech has zero power; SNR is undefined")
-
-    n = s.shape[0]
-    if v.shape[0] >= n:
-        start = int(rng.integers(0, v.shape[0] - n + 1))
-        crop = v[start:start + n]
-    else:
-        # Circular crop == tiling the noise and cropping at a random phase.
-        crop = _crop_circular(v, n, int(rng.integers(v.shape[0])))
-    p_noise = float(np.mean(crop**2))
-    if p_noise == 0.0:
-        raise ValueError("noise has zero power over the crop; cannot reach SNR")
-
-    gain = math.sqrt(p_speech / (p_noise * 10.0 ** (snr_db / 10.0)))
-    mixture = s + gain * crop
-    peak = float(np.max(np.abs(mixture)))
-    if peak > _MAX_PEAK:
-        mixture *= _MAX_PEAK / peak
-    return mixture.astype(np.float32)
 
 
 # --------------------------------------------------------------------------

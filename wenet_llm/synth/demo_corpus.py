@@ -1,7 +1,7 @@
 """The generated bilingual demo corpus: espeak-ng speech, entity-rich hotword tests, noise.
 
 No public speech corpus can be downloaded where the demo and the tests run, so the toolkit
-synthesises one. Text comes from :mod:`wenet_llm.data.demo_text`; English is read by espeak-ng's
+synthesises one. Text comes from :mod:`wenet_llm.synth.demo_text`; English is read by espeak-ng's
 English voices and Mandarin by ``cmn-latn-pinyin`` from tone-numbered pinyin (the plain ``cmn``
 voice misreads Hanzi). Splits:
 
@@ -35,7 +35,8 @@ import soundfile as sf
 
 from wenet_llm.config import save_config
 from wenet_llm.config.demo_corpus import SPLITS, DemoCorpusConfig
-from wenet_llm.data import demo_text, formats, noise
+from wenet_llm.data import formats, mixing
+from wenet_llm.synth import demo_text, noise
 from wenet_llm.utils.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ def _make_noisy(job: tuple) -> int:
         background = noise.babble([_read_wav(p) for p in babble_paths], len(speech), rng)
     else:
         background = noise.non_speech(kind, len(speech), rng, sample_rate)
-    return _write_wav(out_path, noise.mix_at_snr(speech, background, snr_db, rng), sample_rate)
+    return _write_wav(out_path, mixing.mix_at_snr(speech, background, snr_db, rng), sample_rate)
 
 
 def _make_non_speech(job: tuple) -> int:
