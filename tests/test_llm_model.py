@@ -148,6 +148,11 @@ def test_forward_trains_only_what_the_config_names(tiny_encoder_dir, tiny_llm_di
     assert not model.encoder.training and model.llm.training and model.adapter.training
     out = model(feats, lengths, batch["input_ids"], batch["labels"], batch["speech_mask"], batch["attention_mask"])
     assert out.loss.ndim == 0 and torch.isfinite(out.loss) and 0 <= float(out.acc) <= 1
+    with torch.no_grad():  # logits only at target positions == HF's own loss over all positions
+        speech, _, _ = model.encode_speech(feats, lengths)
+        embeds = model.splice(batch["input_ids"], batch["speech_mask"], speech)
+        reference = model.llm(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    assert torch.allclose(out.loss_llm, reference, atol=1e-5)
     out.loss.backward()
     grads = {model.module_of(n) for n, p in model.named_parameters() if p.grad is not None}
     assert grads == {"adapter", "lora"}
@@ -265,3 +270,32 @@ def test_model_config_checks():
         from_dict(LLMASRModelConfig, {"trainable": ["lora"]})
     with pytest.raises(Exception, match="choose one"):
         from_dict(LLMASRModelConfig, {"trainable": ["llm"], "lora": {"enabled": True}})
+
+
+@pytest.mark.parametrize("recipe", ["aishell2", "librispeech"])
+def test_full_size_configs_build_on_meta(recipe, capsys):
+    """Qwen3-8B + the large Conformer of the corpus recipes, on the meta device: per-stage trainable counts
+    against the report's (about 29M in SFT 1, 438M in SFT 2) and the per-GPU memory estimate."""
+    import dataclasses
+    from pathlib import Path
+
+    from wenet_llm.config import load_config
+    from wenet_llm.config.experiment import AEDExperimentConfig
+    from wenet_llm.config.llm import LLMExperimentConfig
+    from wenet_llm.models.llm.sizing import build_on_meta, memory_estimate, parameter_counts, report
+
+    conf = Path(__file__).resolve().parents[1] / "examples" / recipe / "s0" / "conf"
+    aed = load_config(AEDExperimentConfig, conf / "aed_conformer_large.yaml")
+    encoder_cfg = dataclasses.replace(aed.model, vocab_size=5000)
+    models = {s: build_on_meta(load_config(LLMExperimentConfig, conf / f"llm_{s}.yaml").model, encoder_cfg)
+              for s in ("sft1", "sft2")}
+    counts = {s: parameter_counts(m) for s, m in models.items()}
+    trainable = {s: sum(r["trainable"] for r in c.values()) for s, c in counts.items()}
+    assert counts["sft1"]["llm"]["frozen"] == 8_190_735_360  # Qwen3-8B
+    assert set(k for k, r in counts["sft1"].items() if r["trainable"]) == {"adapter"}
+    assert abs(trainable["sft1"] - 29e6) / 29e6 < 0.02
+    assert abs(trainable["sft2"] - 438e6) / 438e6 < 0.04
+    estimate = memory_estimate(models["sft2"], world_size=8, zero_stage=2, batch_tokens=4000, target_tokens=800)
+    assert 15 < estimate.weights_gib < 20 and estimate.total_gib < 80  # fits an 80 GB GPU
+    with capsys.disabled():
+        print(f"\n{recipe}:\n{report(models, estimate)}")

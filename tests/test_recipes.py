@@ -191,3 +191,76 @@ def test_claim_stage_dir_resumes_only_the_same_run(tmp_path):
     assert len(aside) == 1 and (aside[0] / "epoch_1.pt").read_text() == "checkpoint of run a"
     assert sorted(p.name for p in (tmp_path / "aed").iterdir()) == [".started"]
     assert (tmp_path / "aed" / ".started").read_text().strip() == "config=b"
+
+
+TINY_AED = """
+model:
+  encoder_conf: {output_size: 32, attention_heads: 2, linear_units: 64, num_blocks: 1, cnn_module_kernel: 5}
+  decoder_conf: {attention_heads: 2, linear_units: 64, num_blocks: 1}
+data:
+  sampler: {num_buckets: 2, max_duration: 30}
+  speed_perturb: {enabled: false}
+  num_workers: 0
+train:
+  max_epoch: 2
+  accum_grad: 1
+  progress_bar: false
+  tensorboard: false
+  scheduler: {warmup_steps: 5}
+"""
+TINY_SFT = """
+model:
+  llm: {{dtype: fp32}}
+  adapter: {{hidden_size: 16}}
+  trainable: {trainable}
+  lora: {{enabled: {lora}, r: 2, alpha: 4}}
+data:
+  sampler: {{num_buckets: 2, max_duration: 30, max_tokens: 4000}}
+  spec_aug: {{enabled: false}}
+  num_workers: 0
+train:
+  max_epoch: 1
+  max_steps: 2
+  accum_grad: 1
+  progress_bar: false
+  tensorboard: false
+  optim: {{name: adamw, lr: 0.001}}
+  scheduler: {{name: constant, warmup_steps: 0}}
+"""
+
+
+def write_tiny_configs(tmp: Path) -> list[str]:
+    (tmp / "aed.yaml").write_text(TINY_AED.replace("model:", "model:\n  vocab_size: 0", 1))
+    (tmp / "sft1.yaml").write_text(TINY_SFT.format(trainable="[adapter]", lora="false"))
+    (tmp / "sft2.yaml").write_text(TINY_SFT.format(trainable="[encoder, adapter, lora]", lora="true"))
+    return ["--aed_config", str(tmp / "aed.yaml"), "--sft1_config", str(tmp / "sft1.yaml"),
+            "--sft2_config", str(tmp / "sft2.yaml"), "--average_num", "1",
+            "--decode_methods", "ctc_greedy_search"]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_corpus_recipe_stages_0_5_on_a_fake_tree(recipe, tmp_path, tiny_llm_dir):
+    """The whole shell logic of a corpus recipe up to SFT 2, with tiny configs and a tiny Qwen3 as --llm_path."""
+    if recipe == "aishell2":
+        corpus = make_fake_aishell2(tmp_path / "corpus")
+        extra = ["--test_sets", "test"]
+    else:
+        corpus = make_fake_librispeech(tmp_path / "corpus")
+        extra = ["--train_parts", "train-clean-100", "--bpe_vocab_size", "40", "--test_sets", "test_clean"]
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    opts = ["--corpus_dir", str(corpus.root), "--data", str(data), "--exp", str(exp), "--nj", "2",
+            "--llm_path", str(tiny_llm_dir), *write_tiny_configs(tmp_path), *extra]
+    proc = run_recipe(recipe, *opts, "--stop_stage", "5")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for stage_dir, marker in (("llm_sft1", ".stage4.done"), ("llm_sft2", ".stage5.done")):
+        assert (exp / stage_dir / marker).is_file()
+        assert (exp / stage_dir / "final" / "adapter.safetensors").is_file()
+    assert (exp / "llm_sft2" / "final" / "lora" / "adapter_config.json").is_file()
+    resolved = (exp / "llm_sft2" / "train.yaml").read_text()
+    assert str((exp / "llm_sft1").resolve()) in resolved and str(data / "train" / "data.list") in resolved
+    # Rerun: every stage is done; asking for stage 4 without an LLM is an error before any work.
+    again = run_recipe(recipe, *opts, "--stop_stage", "5")
+    assert again.returncode == 0 and again.stdout.count("already done") == 6
+    no_llm = run_recipe(recipe, *[o for o in opts if o != str(tiny_llm_dir) and o != "--llm_path"],
+                        "--stage", "4", "--stop_stage", "4")
+    assert no_llm.returncode == 1 and "--llm_path" in no_llm.stderr

@@ -73,6 +73,25 @@ file_digest() {
   sha256sum "$1" | cut -c1-16
 }
 
+# dir_digest DIR: a short hash of every file under DIR (e.g. a checkpoint directory, followed through
+# the final -> epoch_N link), so a stage that starts from another stage's result notices when it changes.
+dir_digest() {
+  if [ ! -d "$1" ]; then
+    echo "missing $1; run the stage that makes it first (see --stage)" >&2
+    exit 1
+  fi
+  (cd "$1/" && find -L . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
+}
+
+# override_args "K=V K2=V2": the --override arguments of an entry point, one per word, into the array
+# named by $2 (empty when there is none).
+override_args() {
+  local -n into=$2
+  local o
+  into=()
+  for o in $1; do into+=(--override "${o}"); done
+}
+
 # export_shar_splits DATA EXP SPLIT...: also write each prepared split as lhotse Shar
 # (DATA/SPLIT/shar), what cluster-scale training reads with `format: shar`.
 export_shar_splits() {

@@ -9,8 +9,6 @@ than the speech transcripts (dev and test transcripts kept out), in the SFT stag
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
 from wenet_llm.config.llm import PromptConfig
 from wenet_llm.config.train import TrainConfig
 
@@ -49,7 +47,12 @@ class DemoLLMConfig:
     # The SFT stages' prompt: the LM learns the assistant turn of exactly this chat format (no speech).
     prompt: PromptConfig = field(default_factory=PromptConfig)
     max_tokens: int = 4096  # padded tokens per batch
-    sample_kind: Literal["plain"] = "plain"
+    # Most sentences are packed back to back ("sentence<|im_end|>sentence<|im_end|>...") into rows of
+    # pack_tokens, loss on every token: the language at full speed. A chat_fraction of them is laid out
+    # as the SFT stages' chat turn (user: instruction, assistant: sentence), loss on the sentence, so the
+    # LM knows where an answer starts and that it ends with <|im_end|>.
+    pack_tokens: int = 128
+    chat_fraction: float = 0.25
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
@@ -57,3 +60,5 @@ class DemoLLMConfig:
             raise ValueError("num_sentences must be >= 0, zh_fraction and entity_rate in [0, 1]")
         if not 0 < self.min_target_seconds <= self.max_target_seconds:
             raise ValueError("0 < min_target_seconds <= max_target_seconds is required")
+        if not 0.0 <= self.chat_fraction <= 1.0 or self.pack_tokens < 8 or self.pack_tokens > self.max_tokens:
+            raise ValueError("chat_fraction must be in [0, 1] and 8 <= pack_tokens <= max_tokens")

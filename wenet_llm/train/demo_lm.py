@@ -113,8 +113,30 @@ def lm_step(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
     return {"loss": loss, "acc": acc.detach()}
 
 
-def lm_samples(builder: PromptBuilder, texts: Sequence[str]) -> list[dict]:
-    """The chat-format samples (no speech positions) of ``texts``."""
+def lm_samples(builder: PromptBuilder, texts: Sequence[str], chat_fraction: float, pack_tokens: int,
+               seed: int = 0) -> list[dict]:
+    """Training rows: a ``chat_fraction`` of ``texts`` in the SFT chat layout (no speech positions), the
+    rest packed back to back with ``<|im_end|>`` after each sentence into rows of ``pack_tokens``."""
+    rng = random.Random(f"wenet_llm.demo_lm.samples/{seed}")
+    tok, eos = builder.tokenizer, builder.eos_id
+    rows, packed, current = [], [], []
+    for text in texts:
+        if rng.random() < chat_fraction:
+            rows.append(builder.layout(builder.build(text, {}), 0))
+            continue
+        ids = tok.encode(builder.target_text(text), add_special_tokens=False)[: pack_tokens - 1] + [eos]
+        if len(current) + len(ids) > pack_tokens:
+            packed.append(current)
+            current = []
+        current = current + ids
+    if current:
+        packed.append(current)
+    rows += [{"input_ids": ids, "labels": list(ids)} for ids in packed]
+    return rows
+
+
+def chat_samples(builder: PromptBuilder, texts: Sequence[str]) -> list[dict]:
+    """The chat layout of every text (the validation rows: what the SFT stages' prior looks like)."""
     return [builder.layout(builder.build(t, {}), 0) for t in texts]
 
 
@@ -136,11 +158,12 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
     logger.info("tokenizer: %d entries (trimmed from Qwen3's 151,669); model: %s parameters", len(tokenizer),
                 f"{sum(p.numel() for p in model.parameters()):,}")
     builder = PromptBuilder(tokenizer, cfg.prompt)
-    train = TextStream(lm_samples(builder, sentences + train_texts), cfg.max_tokens, tokenizer.pad_token_id,
-                       seed=cfg.train.seed)
+    samples = lm_samples(builder, sentences + train_texts, cfg.chat_fraction, cfg.pack_tokens, cfg.seed)
+    train = TextStream(samples, cfg.max_tokens, tokenizer.pad_token_id, seed=cfg.train.seed)
     dev_texts = [e["txt"] for e in splits.get("dev", []) if e.get("txt")]
-    dev = TextStream(lm_samples(builder, dev_texts), cfg.max_tokens, tokenizer.pad_token_id, shuffle=False) \
+    dev = TextStream(chat_samples(builder, dev_texts), cfg.max_tokens, tokenizer.pad_token_id, shuffle=False) \
         if dev_texts else None
+    logger.info("LM training rows: %d (%d tokens)", len(samples), sum(len(s["input_ids"]) for s in samples))
     Trainer(model, lm_step, cfg.train, exp / "train", config=cfg).fit(train, dev)
     weights = torch.load(resolve_init_from(exp / "train"), map_location="cpu", weights_only=True)
     model.load_state_dict(weights)

@@ -3,12 +3,12 @@
 # Stage numbers are shared by every recipe:
 #   0 data preparation  1 tokenizer + CMVN  2 AED training  3 averaging + encoder export
 #   4 LLM SFT 1 (adapter)  5 LLM SFT 2 (encoder + adapter + LoRA)  6 contextual SFT  7 decoding + scoring
-# Stages 4-7 arrive with their issues; this recipe currently implements stages 0-3.
+# Stages 6-7 arrive with their issues; this recipe currently implements stages 0-5.
 set -euo pipefail
 
 # begin configuration
 stage=0           # first stage to run
-stop_stage=3      # last stage to run
+stop_stage=5      # last stage to run
 force=false       # true: redo finished stages (their .done markers are ignored)
 nj=$(nproc)       # parallel jobs of data preparation and CMVN (default: the number of CPUs)
 num_utts=3000     # speech utterances of the generated corpus
@@ -17,6 +17,8 @@ corpus_config=conf/demo_corpus.yaml    # the corpus generator's config (DemoCorp
 validate_config=conf/validate.yaml     # stage 0 checks (ValidateConfig)
 unit_type=char    # char: Hanzi + English letters (what a few CPU epochs can learn); mixed: Hanzi + English BPE
 bpe_vocab_size=300  # English BPE pieces with unit_type=mixed
+demo_llm_config=conf/demo_llm.yaml     # stage 1: the demo's base LLM, a small Qwen3 pre-trained on grammar text (DemoLLMConfig)
+llm_path=         # the base LLM of stages 4-6, a local Hugging Face directory (default: the one stage 1 builds, exp/demo_llm/model)
 data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
 data=data         # where stages 0-1 write the prepared data
 aed_config=conf/aed_conformer.yaml     # the AED experiment config of stage 2 (AEDExperimentConfig)
@@ -25,11 +27,14 @@ ngpu=1            # > 1: torchrun with that many processes (DDP or DeepSpeed, as
 average_num=3     # stage 3 averages this many best checkpoints (by CV loss)
 test_sets="test test_noisy test_hotword"  # sets under data/ that stage 3 decodes
 decode_methods="ctc_greedy_search attention_rescoring"  # stage 3 search methods (attention beam search is slow on CPU)
+sft1_config=conf/llm_sft1.yaml    # stage 4: SFT 1, the adapter (LLMExperimentConfig)
+sft2_config=conf/llm_sft2.yaml    # stage 5: SFT 2, encoder + adapter + LoRA, from stage 4 (LLMExperimentConfig)
+llm_overrides=""  # space-separated KEY=VALUE overrides of the LLM stage configs (stages 4-6), e.g. "train.max_epoch=1"
 exp=exp           # where stages 2-3 write models, logs and decodes
 # end configuration
 
 help_message="Usage: bash run.sh [options]
-The demo recipe: the pipeline on a generated bilingual corpus, on CPU (stages 0-3)."
+The demo recipe: the pipeline on a generated bilingual corpus, on CPU (stages 0-5)."
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -37,7 +42,9 @@ The demo recipe: the pipeline on a generated bilingual corpus, on CPU (stages 0-
 # shellcheck source=../../../tools/recipe_lib.sh
 . "${WENET_LLM_ROOT}/tools/recipe_lib.sh"
 
-check_recipe_options 3
+check_recipe_options 5
+llm_path=${llm_path:-${exp}/demo_llm/model}
+overrides=()  # filled per stage by override_args
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
   signature="num_utts=${num_utts} seed=${seed} format=${data_format} config=$(sha256sum "${corpus_config}" | cut -c1-16)"
@@ -75,6 +82,15 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
         --num-workers "${nj}"
     mark_done "${data}/.stage1.done" "${signature}"
   fi
+  # The demo's base LLM (a corpus recipe brings Qwen3-8B as --llm_path instead).
+  signature="config=$(file_digest "${demo_llm_config}") train=$(file_digest "${data}/train/data.list")"
+  if should_run 1 "${exp}/demo_llm/.done" "${signature}" \
+      "base LLM: Qwen tokenizer trimmed to ${data}, small Qwen3 pre-trained on grammar text -> ${exp}/demo_llm/model"; then
+    claim_stage_dir "${exp}/demo_llm" "${signature}"
+    run_logged "${exp}/demo_llm/log/make_demo_llm.log" python -m wenet_llm.bin.make_demo_llm \
+      --config "${demo_llm_config}" --data-dir "${data}" --exp-dir "${exp}/demo_llm" --num-jobs "${nj}"
+    mark_done "${exp}/demo_llm/.done" "${signature}"
+  fi
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
@@ -83,8 +99,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   signature="config=$(file_digest "${aed_config}") overrides=${aed_overrides} train=$(file_digest "${data}/train/data.list") units=$(file_digest "${data}/lang/units.txt")"
   if should_run 2 "${exp}/aed/.stage2.done" "${signature}" "train the AED: ${data}/train -> ${exp}/aed/*.pt"; then
     claim_stage_dir "${exp}/aed" "${signature}"
-    overrides=()
-    for o in ${aed_overrides}; do overrides+=(--override "${o}"); done
+    override_args "${aed_overrides}" overrides
     run_logged "${exp}/aed/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_aed --config "${aed_config}" \
       --exp-dir "${exp}/aed" --data-dir "${data}" --data-format "${data_format}" "${overrides[@]}"
     mark_done "${exp}/aed/.stage2.done" "${signature}"
@@ -99,5 +114,31 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     run_logged "${exp}/aed/log/finish_aed.log" python -m wenet_llm.bin.finish_aed --exp-dir "${exp}/aed" \
       --num "${average_num}" --data-dir "${data}" --test-sets ${test_sets} --methods ${decode_methods}
     mark_done "${exp}/aed/.stage3.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  signature="config=$(file_digest "${sft1_config}") overrides=${llm_overrides} encoder=$(dir_digest "${exp}/aed/encoder") llm=$(dir_digest "${llm_path}")"
+  if should_run 4 "${exp}/llm_sft1/.stage4.done" "${signature}" \
+      "SFT 1 (adapter): ${exp}/aed/encoder + ${llm_path} -> ${exp}/llm_sft1"; then
+    claim_stage_dir "${exp}/llm_sft1" "${signature}"
+    override_args "${llm_overrides}" overrides
+    run_logged "${exp}/llm_sft1/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_llm --config "${sft1_config}" \
+      --exp-dir "${exp}/llm_sft1" --data-dir "${data}" --data-format "${data_format}" \
+      --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" "${overrides[@]}"
+    mark_done "${exp}/llm_sft1/.stage4.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  signature="config=$(file_digest "${sft2_config}") overrides=${llm_overrides} sft1=$(dir_digest "${exp}/llm_sft1/final")"
+  if should_run 5 "${exp}/llm_sft2/.stage5.done" "${signature}" \
+      "SFT 2 (encoder + adapter + LoRA): ${exp}/llm_sft1 -> ${exp}/llm_sft2"; then
+    claim_stage_dir "${exp}/llm_sft2" "${signature}"
+    override_args "${llm_overrides}" overrides
+    run_logged "${exp}/llm_sft2/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_llm --config "${sft2_config}" \
+      --exp-dir "${exp}/llm_sft2" --data-dir "${data}" --data-format "${data_format}" \
+      --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" --init-from "${exp}/llm_sft1" "${overrides[@]}"
+    mark_done "${exp}/llm_sft2/.stage5.done" "${signature}"
   fi
 fi

@@ -2,12 +2,12 @@
 # LibriSpeech recipe (English, 960 h). Stage numbers are shared by every recipe:
 #   0 data preparation  1 tokenizer + CMVN  2 AED training  3 averaging + encoder export
 #   4 LLM SFT 1 (adapter)  5 LLM SFT 2 (encoder + adapter + LoRA)  6 contextual SFT  7 decoding + scoring
-# Stages 4-7 arrive with their issues; this recipe currently implements stages 0-3.
+# Stages 6-7 arrive with their issues; this recipe currently implements stages 0-5.
 set -euo pipefail
 
 # begin configuration
 stage=0           # first stage to run
-stop_stage=3      # last stage to run
+stop_stage=5      # last stage to run
 force=false       # true: redo finished stages (their .done markers are ignored)
 nj=$(nproc)       # parallel jobs of data preparation and CMVN (default: the number of CPUs)
 corpus_dir=       # holds train-clean-100/ ... test-other/ (the LibriSpeech/ folder; required by stage 0)
@@ -18,17 +18,21 @@ bpe_vocab_size=5000  # BPE units of the tokenizer
 validate_config=conf/validate.yaml  # stage 0 checks (ValidateConfig)
 data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
 data=data         # where stages 0-1 write the prepared data
-aed_config=conf/aed_conformer.yaml  # the AED experiment config of stage 2 (AEDExperimentConfig)
+aed_config=conf/aed_conformer_large.yaml  # stage 2 (AEDExperimentConfig): the large encoder of the LLM system; conf/aed_conformer.yaml is WeNet's standard AED
 aed_overrides=""  # space-separated KEY=VALUE overrides of the AED config, e.g. "train.max_epoch=5"
 ngpu=1            # > 1: torchrun with that many processes (DDP or DeepSpeed, as the config says)
 average_num=30    # stage 3 averages this many best checkpoints (by CV loss)
 test_sets="dev_clean dev_other test_clean test_other"  # sets under data/ that stage 3 decodes
 decode_methods="ctc_greedy_search ctc_prefix_beam_search attention attention_rescoring"  # stage 3 search methods
-exp=exp           # where stages 2-3 write models, logs and decodes
+llm_path=         # a local Qwen3-8B directory (config.json, weights, tokenizer); required by stages 4-6
+sft1_config=conf/llm_sft1.yaml    # stage 4: SFT 1, the adapter (LLMExperimentConfig)
+sft2_config=conf/llm_sft2.yaml    # stage 5: SFT 2, encoder + adapter + LoRA, from stage 4 (LLMExperimentConfig)
+llm_overrides=""  # space-separated KEY=VALUE overrides of the LLM stage configs (stages 4-6), e.g. "train.max_epoch=1"
+exp=exp           # where stages 2-5 write models, logs and decodes
 # end configuration
 
 help_message="Usage: bash run.sh --corpus_dir DIR [options]
-The LibriSpeech recipe (English, 960 h), stages 0-3."
+The LibriSpeech recipe (English, 960 h), stages 0-5."
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -36,7 +40,12 @@ The LibriSpeech recipe (English, 960 h), stages 0-3."
 # shellcheck source=../../../tools/recipe_lib.sh
 . "${WENET_LLM_ROOT}/tools/recipe_lib.sh"
 
-check_recipe_options 3
+check_recipe_options 5
+overrides=()  # filled per stage by override_args
+if [ "${stop_stage}" -ge 4 ] && [ -z "${llm_path}" ]; then
+  echo "run.sh: stages 4-6 need --llm_path, a local Qwen3-8B directory (nothing is downloaded)" >&2
+  exit 1
+fi
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
   [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the LibriSpeech/ folder)" >&2; exit 1; }
@@ -77,8 +86,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   signature="config=$(file_digest "${aed_config}") overrides=${aed_overrides} train=$(file_digest "${data}/train/data.list") units=$(file_digest "${data}/lang/units.txt")"
   if should_run 2 "${exp}/aed/.stage2.done" "${signature}" "train the AED: ${data}/train -> ${exp}/aed/*.pt"; then
     claim_stage_dir "${exp}/aed" "${signature}"
-    overrides=()
-    for o in ${aed_overrides}; do overrides+=(--override "${o}"); done
+    override_args "${aed_overrides}" overrides
     run_logged "${exp}/aed/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_aed --config "${aed_config}" \
       --exp-dir "${exp}/aed" --data-dir "${data}" --data-format "${data_format}" "${overrides[@]}"
     mark_done "${exp}/aed/.stage2.done" "${signature}"
@@ -93,5 +101,31 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     run_logged "${exp}/aed/log/finish_aed.log" python -m wenet_llm.bin.finish_aed --exp-dir "${exp}/aed" \
       --num "${average_num}" --data-dir "${data}" --test-sets ${test_sets} --methods ${decode_methods}
     mark_done "${exp}/aed/.stage3.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  signature="config=$(file_digest "${sft1_config}") overrides=${llm_overrides} encoder=$(dir_digest "${exp}/aed/encoder") llm=${llm_path}"
+  if should_run 4 "${exp}/llm_sft1/.stage4.done" "${signature}" \
+      "SFT 1 (adapter): ${exp}/aed/encoder + ${llm_path} -> ${exp}/llm_sft1"; then
+    claim_stage_dir "${exp}/llm_sft1" "${signature}"
+    override_args "${llm_overrides}" overrides
+    run_logged "${exp}/llm_sft1/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_llm --config "${sft1_config}" \
+      --exp-dir "${exp}/llm_sft1" --data-dir "${data}" --data-format "${data_format}" \
+      --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" "${overrides[@]}"
+    mark_done "${exp}/llm_sft1/.stage4.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  signature="config=$(file_digest "${sft2_config}") overrides=${llm_overrides} sft1=$(dir_digest "${exp}/llm_sft1/final")"
+  if should_run 5 "${exp}/llm_sft2/.stage5.done" "${signature}" \
+      "SFT 2 (encoder + adapter + LoRA): ${exp}/llm_sft1 -> ${exp}/llm_sft2"; then
+    claim_stage_dir "${exp}/llm_sft2" "${signature}"
+    override_args "${llm_overrides}" overrides
+    run_logged "${exp}/llm_sft2/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_llm --config "${sft2_config}" \
+      --exp-dir "${exp}/llm_sft2" --data-dir "${data}" --data-format "${data_format}" \
+      --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" --init-from "${exp}/llm_sft1" "${overrides[@]}"
+    mark_done "${exp}/llm_sft2/.stage5.done" "${signature}"
   fi
 fi

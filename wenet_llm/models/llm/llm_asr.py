@@ -145,14 +145,17 @@ class LLMASRModel(nn.Module):
         right-padded (labels -100 outside the target), ctc_tokens (B, U) padded with -1 (AED units)."""
         speech, enc, enc_lengths = self.encode_speech(feats, feats_lengths)
         inputs_embeds = self.splice(input_ids, speech_mask, speech)
-        logits = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False).logits
-        shift_logits = logits[:, :-1].float()  # (B, L-1, V): position t predicts token t+1
-        shift_labels = labels[:, 1:]
-        target = shift_labels != IGNORE_INDEX
+        # The output layer runs only where a target token is predicted: with Qwen3's 151,936-entry vocabulary,
+        # logits at every speech and prompt position would cost more memory and time than the decoder itself.
+        hidden = self.llm.get_decoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                        use_cache=False).last_hidden_state  # (B, L, E)
+        shift_labels = labels[:, 1:]  # position t predicts token t+1
+        target = shift_labels != IGNORE_INDEX  # (B, L-1)
+        logits = self.llm.get_output_embeddings()(hidden[:, :-1][target]).float()  # (N_target, V)
+        gold = shift_labels[target]
         num_targets = target.sum().clamp(min=1)
-        loss_llm = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-                                   ignore_index=IGNORE_INDEX, reduction="sum") / num_targets
-        acc = ((shift_logits.argmax(-1) == shift_labels) & target).sum() / num_targets
+        loss_llm = F.cross_entropy(logits, gold, reduction="sum") / num_targets
+        acc = (logits.argmax(-1) == gold).sum() / num_targets
         loss, loss_ctc = loss_llm, None
         if self.cfg.ctc_weight > 0 and ctc_tokens is not None:
             log_probs = enc.ctc_log_probs.float().transpose(0, 1)  # (T', B, V_ctc)
