@@ -30,6 +30,7 @@ choices alone):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -47,8 +48,8 @@ from wenet_llm.config.context_data import ContextDataConfig
 from wenet_llm.data import formats
 from wenet_llm.data.chat_client import ChatClient, parse_json_reply
 from wenet_llm.data.context import Context, write_context
-from wenet_llm.data.context_terms import (StatisticalExtractor, contains, join_units, read_term_pool, text_language,
-                                          units)
+from wenet_llm.data.context_terms import (StatisticalExtractor, contains, hanzi_unit, join_units, ngrams,
+                                          read_term_pool, text_language, units)
 from wenet_llm.data.text_norm import is_hanzi
 from wenet_llm.utils.fileio import atomic_open
 
@@ -80,7 +81,13 @@ class _Utt:
 
 def term_form(term: str, normalize_terms: bool) -> str:
     """A term as written in lists: in the transcripts' normalised form, or as given."""
-    return join_units(units(term)) if normalize_terms else " ".join(term.split())
+    return join_units(term_units(term)) if normalize_terms else " ".join(term.split())
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def term_units(term: str) -> tuple[str, ...]:
+    """:func:`units` of a term or summary, computed once per distinct string (normalising is the slow part)."""
+    return tuple(units(term))
 
 
 # ----------------------------------------------------------------------------- LLM extraction and summaries
@@ -174,8 +181,8 @@ def _cut(text: str, max_chars: int) -> str:
 
 def _topic_units(us: Sequence[str]) -> list[str]:
     """The units a group's description is made of: words of 4+ letters, and Hanzi bigrams."""
-    out = [u for u in us if not is_hanzi(u) and len(u) >= 4 and u.isalpha()]
-    out += [us[i] + us[i + 1] for i in range(len(us) - 1) if is_hanzi(us[i]) and is_hanzi(us[i + 1])]
+    out = [u for u in us if not hanzi_unit(u) and len(u) >= 4 and u.isalpha()]
+    out += [us[i] + us[i + 1] for i in range(len(us) - 1) if hanzi_unit(us[i]) and hanzi_unit(us[i + 1])]
     return out
 
 
@@ -222,10 +229,10 @@ class _Extractive:
         terms = sorted(seen, key=lambda t: (-seen[t], order[t]))[: self.max_terms]
         n_groups = len(self.groups)
         tf = Counter(t for u in members for t in _topic_units(u.units))
-        term_units = [units(t) for t in terms]
+        said_in_terms = [term_units(t) for t in terms]
         scored = []
         for unit, count in tf.items():
-            if self.df[unit] * 2 > n_groups or any(contains(tu, units(unit)) for tu in term_units):
+            if self.df[unit] * 2 > n_groups or any(contains(tu, term_units(unit)) for tu in said_in_terms):
                 continue  # in most groups (says nothing), or already a key term
             scored.append((-count * math.log(n_groups / self.df[unit]), unit))
         words = [unit for _, unit in sorted(scored)[: self.max_words]]
@@ -238,15 +245,15 @@ class _Extractive:
         text = extractive_summary(lang, topic, words, terms)
         if not leaks(text, u):
             return text or None, False
-        words = [w for w in words if not contains(u.units, units(w))]
-        terms = [t for t in terms if not contains(u.units, units(t))]
+        words = [w for w in words if not contains(u.units, term_units(w))]
+        terms = [t for t in terms if not contains(u.units, term_units(t))]
         text = extractive_summary(lang, topic, words, terms)
         return (None if not text or leaks(text, u) else text), True
 
 
 def leaks(summary: str, u: _Utt) -> bool:
     """True when the summary holds the utterance's whole transcript."""
-    return bool(u.units) and contains(units(summary), u.units)
+    return bool(u.units) and contains(term_units(summary), u.units)
 
 
 # ----------------------------------------------------------------------------- distractors
@@ -257,12 +264,14 @@ class _Pool:
 
     def __init__(self, same_language: bool):
         self.same_language = same_language
-        self.terms: dict[str, dict[str, list[str]]] = defaultdict(dict)  # lang -> {unit key: units}
+        self.terms: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)  # lang -> {written form: units}
+        self.max_units = 1
 
     def add(self, term: str, lang: str) -> None:
-        us = units(term)
+        us = term_units(term)
         if us:
             self.terms[lang if self.same_language else "*"].setdefault(join_units(us), us)
+            self.max_units = max(self.max_units, len(us))
 
     def freeze(self) -> None:
         self.lists = {lang: sorted(terms) for lang, terms in self.terms.items()}
@@ -277,12 +286,13 @@ class _Pool:
         out: list[str] = []
         if n <= 0 or not pool:
             return out
-        first = rng.sample(range(len(pool)), min(len(pool), 2 * n + 8))
+        said = ngrams(utt_units, self.max_units)
+        first = rng.sample(range(len(pool)), min(len(pool), n + n // 4 + 4))
         # The rest of the pool, in random order, is only drawn when many of the first draws were refused.
         rest = _shuffled_rest(rng, len(pool), set(first)) if len(first) < len(pool) else ()
         for i in itertools.chain(first, rest):
             term = pool[i]
-            if term in taken or contains(utt_units, self.terms[lang][term]):
+            if term in taken or self.terms[lang][term] in said:
                 continue
             out.append(term)
             taken.add(term)
@@ -371,7 +381,7 @@ def build_context_data(inp: str | os.PathLike, out_dir: str | os.PathLike, cfg: 
             form = term_form(t, hw.normalize_terms)
             if not form or form in kept:
                 continue
-            if not contains(u.units, units(form)):
+            if not contains(u.units, term_units(form)):
                 counts["targets_not_in_text"] += 1
                 continue
             kept.append(form)

@@ -12,9 +12,11 @@ scorer's view of a transcript too, so a target found here is one the hotword met
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -22,35 +24,42 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from wenet_llm.config.context_data import StatisticalExtractorConfig
-from wenet_llm.data.text_norm import has_hanzi, is_hanzi, normalize
+from wenet_llm.data.text_norm import _HANZI_CLASS, has_hanzi, is_hanzi, normalize
 
 _SENTENCE_END = ".!?。！？"
+_UNIT_RE = re.compile(f"[{_HANZI_CLASS}]|[^\\s{_HANZI_CLASS}]+")  # one Hanzi, or a run of anything else
 _PUNCT = "\"'()[]{}<>«»“”‘’,;:"
 
 
 def units(text: str) -> list[str]:
     """The normalized units of ``text``: each Hanzi, and each run of other non-space characters."""
-    out: list[str] = []
-    for word in normalize(text, "auto").split():
-        buf = ""
-        for ch in word:
-            if is_hanzi(ch):
-                if buf:
-                    out.append(sys.intern(buf))
-                    buf = ""
-                out.append(sys.intern(ch))  # interned: a corpus's unit lists share their strings
-            else:
-                buf += ch
-        if buf:
-            out.append(sys.intern(buf))
-    return out
+    norm = normalize(text, "auto")
+    if not has_hanzi(norm):
+        return [sys.intern(w) for w in norm.split()]
+    return [sys.intern(u) for u in _UNIT_RE.findall(norm)]  # interned: a corpus's unit lists share strings
+
+
+def split_term(term: str) -> list[str]:
+    """The units of a term already in written form (:func:`join_units`), without normalizing it again."""
+    return [sys.intern(u) for u in _UNIT_RE.findall(term)]
+
+
+def ngrams(us: Sequence[str], max_n: int) -> set[tuple[str, ...]]:
+    """Every run of 1..max_n units of ``us``, for constant-time "does this term occur here" tests."""
+    return {tuple(us[i:i + n]) for n in range(1, min(max_n, len(us)) + 1) for i in range(len(us) - n + 1)}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def hanzi_unit(unit: str) -> bool:
+    """True for a Hanzi unit (units are one Hanzi or a run without any); cached, units repeat."""
+    return is_hanzi(unit[0])
 
 
 def join_units(us: Sequence[str]) -> str:
     """Units back to written form: a space only between two non-Hanzi units ("王小明", "ZORBLAX LABS")."""
     out = ""
     for i, u in enumerate(us):
-        if i and not is_hanzi(u) and not is_hanzi(us[i - 1]):
+        if i and not hanzi_unit(u) and not hanzi_unit(us[i - 1]):
             out += " "
         out += u
     return out
@@ -78,8 +87,7 @@ def _entity_words(raw: str) -> set[str]:
 
     In all-upper or all-lower transcripts (most ASR corpora) capitals say nothing, so none are returned.
     """
-    letters = [c for c in raw if c.isalpha() and not is_hanzi(c)]
-    if not any(c.isupper() for c in letters) or not any(c.islower() for c in letters):
+    if raw == raw.upper() or raw == raw.lower():  # Hanzi have no case: this tests the Latin letters
         return set()
     out = set()
     sentence_start = True
@@ -127,8 +135,8 @@ class StatisticalExtractor:
         """:meth:`fit` on transcripts already split with :func:`units`."""
         for us in unit_lists:
             self.counts.update(us)
-        words = [c for u, c in self.counts.items() if not is_hanzi(u)]
-        chars = [c for u, c in self.counts.items() if is_hanzi(u)]
+        words = [c for u, c in self.counts.items() if not hanzi_unit(u)]
+        chars = [c for u, c in self.counts.items() if hanzi_unit(u)]
         self.word_threshold = self._rank_threshold(words, self.cfg.common_words)
         self.char_threshold = self._rank_threshold(chars, self.cfg.common_chars)
         hi = self.cfg.zh_max_chars
@@ -154,7 +162,7 @@ class StatisticalExtractor:
         if unit.isdigit():
             return False  # numbers are read out, not hotwords
         count = self.counts.get(unit, 0)
-        if count >= (self.char_threshold if is_hanzi(unit) else self.word_threshold):
+        if count >= (self.char_threshold if hanzi_unit(unit) else self.word_threshold):
             return False
         return self.cfg.max_rare_count <= 0 or count <= self.cfg.max_rare_count
 
@@ -240,11 +248,11 @@ class StatisticalExtractor:
 def _runs(us: Sequence[str], hanzi: bool) -> list[tuple[int, int]]:
     out, i = [], 0
     while i < len(us):
-        if is_hanzi(us[i]) != hanzi:
+        if hanzi_unit(us[i]) != hanzi:
             i += 1
             continue
         j = i
-        while j < len(us) and is_hanzi(us[j]) == hanzi:
+        while j < len(us) and hanzi_unit(us[j]) == hanzi:
             j += 1
         out.append((i, j))
         i = j
