@@ -10,6 +10,7 @@ instead of repeating the numbers.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,3 +170,60 @@ def make_fake_librispeech(root: str | Path, parts: tuple[str, ...] = LIBRISPEECH
             (chapter_dir / f"{spk}-{chapter}.trans.txt").write_text("".join(lines), encoding="utf-8")
         out[part] = fake
     return FakeCorpus(root, out)
+
+
+# SeACo-Paraformer's AISHELL-1 hotword subsets: hotword.txt terms (raw) and what they normalise to.
+SEACO_HOTWORDS = (("楼市", "楼市"), ("深圳", "深圳"), ("ｋｔｖ", "KTV"), ("邬迪", "邬迪"), ("拓朗", "拓朗"))
+SEACO_R1 = ("深圳",)
+
+
+def make_fake_seaco_hotword(root: str | Path, aishell1: FakeCorpus) -> Path:
+    """``root/data/{test,dev}/{uttid,hotword.txt}`` for a fake AISHELL-1 (the SeACo-Paraformer repository layout).
+
+    uttid lists every utterance of the part plus ``BAC009S9999W0001``, which has no audio. test/ also has
+    ``r1-hotword.txt`` and ``text`` (spaceless transcripts, as in the repository); dev/ has neither, so its
+    transcripts come from AISHELL-1's own transcript file. Returns ``root/data``.
+    """
+    data = Path(root) / "data"
+    for part in ("test", "dev"):
+        d = data / part
+        d.mkdir(parents=True, exist_ok=True)
+        utts = sorted(aishell1.parts[part].texts)
+        (d / "uttid").write_text("".join(f"{u}\n" for u in [*utts, "BAC009S9999W0001"]), encoding="utf-8")
+        (d / "hotword.txt").write_text("".join(f"{raw}\n" for raw, _ in SEACO_HOTWORDS), encoding="utf-8")
+        if part == "test":
+            (d / "r1-hotword.txt").write_text("".join(f"{t}\n" for t in SEACO_R1), encoding="utf-8")
+            (d / "text").write_text("".join(f"{u} {aishell1.parts[part].texts[u]}\n" for u in utts), encoding="utf-8")
+    return data
+
+
+# ContextASR-Speech items: (uniq_id, language, text, domain_label, entity_list, where the audio is).
+# "listed": at the path the `audio` field names; "elsewhere": same file name, another folder; "missing": none.
+CONTEXTASR_ITEMS = (
+    ("BOSON-000001_EN", "English", "Dr. Collins met Zorblax Labs, then called Mia.", "Science; Tech",
+     ["Zorblax Labs", "Mia", "Quintor"], "listed"),
+    ("BOSON-000002_EN", "English", "The A M A's were great!", "Pop Culture", ["A M A's"], "elsewhere"),
+    ("BOSON-000003_EN", "English", "No audio for this one.", "Misc", [], "missing"),
+    ("MSRA-000001_ZH", "Chinese", "溥杰老先生掏出《清宫秘档》。", "历史研究", ["溥杰", "清宫秘档"], "listed"),
+    ("MSRA-000002_ZH", "Chinese", "我们查 C 反应蛋白数值。", "医疗健康", ["C 反应蛋白数值"], "listed"),
+)
+
+
+def make_fake_contextasr(root: str | Path) -> Path:
+    """A ContextASR-Bench root: ``ContextASR-Speech_{English,Mandarin}.jsonl`` and extracted audio under
+    ``audio/ContextASR-Speech/<Language>/`` (one English file extracted one folder deeper). Returns the root."""
+    root = Path(root)
+    lines: dict[str, list[str]] = {"English": [], "Mandarin": []}
+    for i, (uid, language, text, domain, entities, where) in enumerate(CONTEXTASR_ITEMS):
+        subset = "English" if language == "English" else "Mandarin"
+        rel = f"audio/ContextASR-Speech/{subset}/{uid}.wav"
+        if where == "listed":
+            write_audio(root / rel, 300 + i)
+        elif where == "elsewhere":
+            write_audio(root / "audio" / "ContextASR-Speech" / subset / "part2" / f"{uid}.wav", 300 + i)
+        item = {"uniq_id": uid, "language": language, "duration": 1.0, "audio": rel, "text": text,
+                "domain_label": domain, "entity_list": entities}
+        lines[subset].append(json.dumps(item, ensure_ascii=False) + "\n")
+    for subset, ls in lines.items():
+        (root / f"ContextASR-Speech_{subset}.jsonl").write_text("".join(ls), encoding="utf-8")
+    return root

@@ -201,12 +201,13 @@ def test_save_roundtrip(tmp_path):
 
 def test_shipped_yaml_files_load():
     """Every YAML shipped under examples/*/conf/ is an instance of a known schema."""
+    from wenet_llm.config.context_data import ContextDataConfig
     from wenet_llm.config.demo_llm import DemoLLMConfig
     from wenet_llm.config.llm import LLMExperimentConfig
 
     schemas = {"demo_corpus.yaml": DemoCorpusConfig, "validate.yaml": ValidateConfig, "data.yaml": DataConfig,
                "aed_conformer.yaml": AEDExperimentConfig, "aed_conformer_large.yaml": AEDExperimentConfig,
-               "demo_llm.yaml": DemoLLMConfig}
+               "demo_llm.yaml": DemoLLMConfig, "context_data.yaml": ContextDataConfig}
     schemas.update({p.name: LLMExperimentConfig for p in REPO.glob("examples/*/*/conf/llm_*.yaml")})
     shipped = sorted(REPO.glob("examples/*/*/conf/*.yaml"))
     assert shipped, "no shipped configs found"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 import soundfile as sf
-from fake_corpora import make_fake_aishell1, make_fake_aishell2, make_fake_librispeech
+from fake_corpora import (make_fake_aishell1, make_fake_aishell2, make_fake_contextasr, make_fake_librispeech,
+                          make_fake_seaco_hotword)
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("aishell2", "librispeech")
@@ -106,13 +107,39 @@ def test_aishell2_rerun_skips(aishell2_run):
     assert "was made with other options" in proc.stderr and "--force true" in proc.stderr
 
 
+def test_aishell2_contextual_test_sets(aishell2_run):
+    _, tmp, a2, a1 = aishell2_run
+    seaco = make_fake_seaco_hotword(tmp / "seaco", a1)
+    casr = make_fake_contextasr(tmp / "casr")
+    args = ["--corpus_dir", str(a2.root), "--aishell1_dir", str(a1.root), "--hotword_dir", str(seaco),
+            "--contextasr_dir", str(casr), "--data", str(tmp / "data"), "--exp", str(tmp / "exp"), "--stop_stage", "0"]
+    proc = run_recipe("aishell2", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("already done") == 1  # the corpus preparation is not redone
+    data = tmp / "data"
+    for part in ("test", "dev"):
+        keys = [e["key"] for e in read_list(data / f"aishell1_hotword_{part}" / "data.list")]
+        assert keys == sorted(a1.parts[part].texts)
+    assert len(read_list(data / "contextasr_speech_zh" / "data.list")) == 2
+    assert (data / "contextasr_speech_zh" / "context_fine.jsonl").is_file()
+    assert not (data / "contextasr_speech_en").exists()
+    assert (tmp / "exp" / "data_prep" / "log" / "prepare_context_testsets.log").stat().st_size > 0
+    proc = run_recipe("aishell2", *args)
+    assert proc.returncode == 0 and proc.stdout.count("already done") == 2, proc.stdout + proc.stderr
+    proc = run_recipe("aishell2", *args[:2], *args[4:])  # --hotword_dir without --aishell1_dir
+    assert proc.returncode == 1 and "run.sh: --hotword_dir needs --aishell1_dir" in proc.stderr
+
+
 def test_librispeech_stages_0_1(tmp_path):
     ls = make_fake_librispeech(tmp_path / "corpus")
     data = tmp_path / "data"
+    casr = make_fake_contextasr(tmp_path / "casr")
     proc = run_recipe("librispeech", "--corpus_dir", str(ls.root), "--train_parts", "train-clean-100",
                       "--bpe_vocab_size", "40", "--data", str(data), "--exp", str(tmp_path / "exp"), "--nj", "2",
-                      "--stop_stage", "1")
+                      "--contextasr_dir", str(casr), "--stop_stage", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(read_list(data / "contextasr_speech_en" / "data.list")) == 2  # the English ContextASR-Speech set
+    assert not (data / "contextasr_speech_zh").exists()
     assert [e["key"] for e in read_list(data / "train" / "data.list")] == sorted(ls.parts["train-clean-100"].texts)
     assert read_list(data / "dev" / "data.list") == (read_list(data / "dev_clean" / "data.list")
                                                       + read_list(data / "dev_other" / "data.list"))

@@ -11,10 +11,10 @@ write it, the decoder and the scorer read it. UTF-8, one JSON object per line, b
 - ``summary`` (optional, default none): a string;
 - any other field is kept in ``Context.extra`` and written back unchanged.
 
-A WeNet ``data.list`` line that carries the same fields in a ``context`` object
-(``{"key": .., "wav": .., "txt": .., "context": {"hotwords": [..], "summary": ".."}}``, as the contextual
-data builder writes its lists) is read the same way, so such a list can be given wherever a context file is
-expected. An utterance without a line has no context; an empty hotword list means no list.
+A WeNet ``data.list`` line carries the same fields at its top level (``{"key": .., "wav": .., "txt": ..,
+"hotwords": [..], "summary": ".."}``, as the dataset reads them and the contextual data builder writes them)
+or nested in a ``context`` object; either is read the same way, so such a list can be given wherever a
+context file is expected. An utterance without a line has no context; an empty hotword list means no list.
 """
 
 from __future__ import annotations

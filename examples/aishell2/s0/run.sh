@@ -12,6 +12,8 @@ force=false       # true: redo finished stages (their .done markers are ignored)
 nj=$(nproc)       # parallel jobs of data preparation and CMVN (default: the number of CPUs)
 corpus_dir=       # holds AISHELL-2/iOS/{data,dev,test} (required by stage 0)
 aishell1_dir=     # optional: holds data_aishell/ (AISHELL-1 dev/test become extra test sets)
+hotword_dir=      # optional, with --aishell1_dir: SeACo-Paraformer's hotword sets ({test,dev}/{uttid,hotword.txt}) -> data/aishell1_hotword_{test,dev}
+contextasr_dir=   # optional: a local ContextASR-Bench (audio extracted); its Mandarin speech set -> data/contextasr_speech_zh
 validate_config=conf/validate.yaml  # stage 0 checks (ValidateConfig)
 data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
 data=data         # where stages 0-1 write the prepared data
@@ -46,6 +48,7 @@ fi
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
   [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the folder holding AISHELL-2/)" >&2; exit 1; }
+  [ -z "${hotword_dir}" ] || [ -n "${aishell1_dir}" ] || { echo "run.sh: --hotword_dir needs --aishell1_dir" >&2; exit 1; }
   if should_run 0 "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}" \
       "prepare: ${corpus_dir} -> ${data}/{train,dev,test}"; then
     run_logged "${exp}/data_prep/log/prepare_aishell2.log" \
@@ -54,6 +57,17 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
     [ -z "${aishell1_dir}" ] || local/aishell1_test_sets.sh "${aishell1_dir}" "${data}" "${validate_config}" "${exp}"
     [ "${data_format}" = raw ] || export_shar_splits "${data}" "${exp}" train dev
     mark_done "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}"
+  fi
+  # Contextual test sets (docs/context.md), with their own marker: adding them later redoes only this part.
+  if [ -n "${hotword_dir}${contextasr_dir}" ]; then
+    ctx_args=()
+    [ -z "${hotword_dir}" ] || ctx_args+=(--aishell1-dir "${aishell1_dir}" --hotword-dir "${hotword_dir}")
+    [ -z "${contextasr_dir}" ] || ctx_args+=(--contextasr-dir "${contextasr_dir}" --contextasr-langs Mandarin)
+    if should_run 0 "${data}/.stage0_context.done" "${ctx_args[*]}" "contextual test sets -> ${data}/{aishell1_hotword_*,contextasr_speech_zh}"; then
+      run_logged "${exp}/data_prep/log/prepare_context_testsets.log" \
+        python -m wenet_llm.bin.prepare_context_testsets "${ctx_args[@]}" --out "${data}"
+      mark_done "${data}/.stage0_context.done" "${ctx_args[*]}"
+    fi
   fi
 fi
 

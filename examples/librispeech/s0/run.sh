@@ -14,6 +14,7 @@ corpus_dir=       # holds train-clean-100/ ... test-other/ (the LibriSpeech/ fol
 train_parts="train-clean-100 train-clean-360 train-other-500"  # parts combined into data/train
 dev_parts="dev-clean dev-other"  # parts combined into data/dev
 test_parts="test-clean test-other"  # parts prepared as test sets (data/test_clean, ...)
+contextasr_dir=   # optional: a local ContextASR-Bench (audio extracted); its English speech set -> data/contextasr_speech_en
 bpe_vocab_size=5000  # BPE units of the tokenizer
 validate_config=conf/validate.yaml  # stage 0 checks (ValidateConfig)
 data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
@@ -63,6 +64,15 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
     local/combine_parts.sh "${data}" dev ${dev_parts}
     [ "${data_format}" = raw ] || export_shar_splits "${data}" "${exp}" train dev
     mark_done "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} parts=${parts}"
+  fi
+  # A contextual test set (docs/context.md), with its own marker: adding it later redoes only this part.
+  if [ -n "${contextasr_dir}" ]; then
+    ctx_args=(--contextasr-dir "${contextasr_dir}" --contextasr-langs English)
+    if should_run 0 "${data}/.stage0_context.done" "${ctx_args[*]}" "contextual test set -> ${data}/contextasr_speech_en"; then
+      run_logged "${exp}/data_prep/log/prepare_context_testsets.log" \
+        python -m wenet_llm.bin.prepare_context_testsets "${ctx_args[@]}" --out "${data}"
+      mark_done "${data}/.stage0_context.done" "${ctx_args[*]}"
+    fi
   fi
 fi
 
