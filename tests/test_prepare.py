@@ -263,6 +263,23 @@ def test_prepare_demo(small_corpus, tmp_path):
     assert set(json.loads((tmp_path / "data" / "prepare_demo_report.json").read_text())) == set(DEMO_SPLITS)
 
 
+def test_prepare_demo_points_training_at_noise_and_non_speech(small_corpus, tmp_path):
+    from wenet_llm.config import load_config
+    from wenet_llm.config.experiment import AEDExperimentConfig
+    from wenet_llm.train.aed import with_data_dir
+
+    cfg = load_config(AEDExperimentConfig, REPO / "examples" / "demo" / "s0" / "conf" / "aed_conformer.yaml")
+    assert cfg.data.noise.enabled and cfg.data.non_speech.enabled
+    bare = with_data_dir(cfg, tmp_path / "data")  # nothing prepared yet: the config's own paths stay
+    assert bare.data.noise.noise_dir == cfg.data.noise.noise_dir and bare.data.non_speech.cuts == cfg.data.non_speech.cuts
+    prepare_demo(small_corpus, tmp_path / "data")
+    prepare_demo(small_corpus, tmp_path / "data")  # again: the link is replaced, not an error
+    resolved = with_data_dir(cfg, tmp_path / "data", "shar")
+    assert resolved.data.noise.noise_dir == str(tmp_path / "data" / "noise_train")
+    assert resolved.data.non_speech.cuts == str(tmp_path / "data" / "train_non_speech" / "data.list")
+    assert resolved.data.train == str(tmp_path / "data" / "train" / "shar")
+
+
 def test_prepare_demo_keeps_a_real_noise_folder(small_corpus, tmp_path):
     (tmp_path / "data" / "noise_train").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="not a link; move it away"):
