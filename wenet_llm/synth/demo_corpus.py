@@ -136,8 +136,8 @@ def split_sizes(cfg: DemoCorpusConfig) -> dict[str, int]:
     return {s: sizes[s] for s in SPLITS}
 
 
-# Longest Mandarin name (person 3 characters, brand 2 + a 2-character suffix): substrings of spoken
-# text up to this length are enough to tell whether a name was spoken.
+# Mandarin names have at most 4 characters (a brand pair + a 2-character suffix); substrings of
+# spoken text up to this length, with room to spare, tell whether a name was spoken.
 _ZH_MAX_NAME_CHARS = 8
 
 
