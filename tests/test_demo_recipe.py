@@ -18,6 +18,8 @@ model:
 data:
   sampler: {num_buckets: 2}
   num_workers: 0
+  noise: {enabled: true, noise_dir: data/noise_train, prob: 0.5}   # --data-dir replaces both paths
+  non_speech: {enabled: true, cuts: data/train_non_speech/data.list, rate: 0.2}
 train:
   accum_grad: 1
   progress_bar: false
@@ -36,10 +38,14 @@ def test_demo_stages_0_1(tmp_path):
             "--stop_stage", "1"]
     result = run_recipe(*opts)
     assert result.returncode == 0, result.stdout + result.stderr
-    for split in ("train", "dev", "test", "test_hotword", "test_noisy", "noise_only"):
+    for split in ("train", "dev", "test", "test_hotword", "test_noisy", "noise_only", "train_non_speech"):
         report = json.loads((data / split / "validate_report.json").read_text())
         lines = (data / split / "data.list").read_text(encoding="utf-8").splitlines()
         assert report["totals"]["entries"] == report["totals"]["kept"] == len(lines) > 0
+    assert all(json.loads(line)["txt"] == "" for line in (data / "train_non_speech" / "data.list").open())
+    assert len(list((data / "noise_train").glob("*.wav"))) == 40  # the corpus' noise folder, linked
+    for name in ("rare_names.json", "distractor_names.json"):
+        assert json.loads((data / "corpus" / name).read_text(encoding="utf-8"))
     tokenizer = load_tokenizer(data / "lang" / "units.txt", data / "lang" / "bpe.model")
     for line in (data / "train" / "data.list").read_text(encoding="utf-8").splitlines():
         text = json.loads(line)["txt"]
@@ -65,6 +71,9 @@ def test_demo_stages_0_1(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     resolved = (exp / "aed" / "train.yaml").read_text()
     assert "format: shar" in resolved and str(data / "train" / "shar") in resolved
+    # Noise and non-speech training follow --data-dir, not the config's recipe-relative paths.
+    assert f"noise_dir: {data / 'noise_train'}" in resolved
+    assert f"cuts: {data / 'train_non_speech' / 'data.list'}" in resolved
     for name in ("test", "noise_only"):
         assert "Overall -> " in (exp / "aed" / f"decode_{name}" / "ctc_greedy_search" / "wer").read_text()
     assert (exp / "aed" / "encoder" / "model.safetensors").is_file()

@@ -151,6 +151,36 @@ def test_entity_pool_deterministic(lang):
     assert dt.entity_pool(lang, 3) != dt.entity_pool(lang, 4)
 
 
+@pytest.mark.parametrize("lang", dt.LANGS)
+def test_name_maker_keeps_pools_apart(lang):
+    maker = dt.NameMaker(lang, 0)
+    entities = maker.pool("entities", 40)
+    assert entities == dt.entity_pool(lang, 0)  # the first pool is the entity pool
+    train = [maker.new("train", kind) for kind in dt.ENTITY_KINDS for _ in range(100)]
+    spoken = {"泽兰", "ZORVATH"}
+    distractors = maker.pool("distractors", 200, avoid=lambda text: any(s in text for s in spoken))
+    pools = [entities, train, distractors]
+    texts = [e.text for pool in pools for e in pool]
+    assert len(texts) == len(set(texts)) and not any(s in t for s in spoken for t in texts[-800:])
+
+    def core(e):  # the invented English word; the Mandarin brand / place pair; a whole person name
+        return e.text.split()[0] if lang == "en" else e.text if e.kind == "person" else e.text[:2]
+
+    cores = [{core(e) for e in pool} for pool in pools]
+    assert not (cores[0] & cores[1] or cores[0] & cores[2] or cores[1] & cores[2])
+    if lang == "zh":
+        assert not any(t != u and t in u for t in texts for u in texts)
+    again = dt.NameMaker(lang, 0)
+    again.pool("entities", 40)
+    assert [again.new("train", kind) for kind in dt.ENTITY_KINDS for _ in range(100)] == train
+
+
+def test_name_maker_says_when_names_run_out():
+    maker = dt.NameMaker("zh", 0)
+    with pytest.raises(ValueError, match="cannot make another distinct company name.*ask for fewer names"):
+        maker.pool("distractors", 3000)
+
+
 def test_global_random_untouched():
     random.seed(1234)
     expected = random.random()

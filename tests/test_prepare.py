@@ -252,16 +252,43 @@ def test_prepare_demo(small_corpus, tmp_path):
             for k in before:
                 if k != "txt":
                     assert after[k] == before[k], (split, k)
-    assert all(e["txt"] == "" for e in read_list(tmp_path / "data" / "noise_only" / "data.list"))
+    for split in ("noise_only", "train_non_speech"):
+        assert all(e["txt"] == "" for e in read_list(tmp_path / "data" / split / "data.list"))
+    noise = tmp_path / "data" / "noise_train"
+    assert noise.is_symlink() and noise.resolve() == (small_corpus / "noise_train").resolve()
+    assert {p.name for p in noise.glob("*.wav")} == {p.name for p in (small_corpus / "noise_train").glob("*.wav")}
     hotword = read_list(tmp_path / "data" / "test_hotword" / "data.list")
     assert all(isinstance(e["hotwords"], list) and e["hotwords"] for e in hotword)
     assert (tmp_path / "data" / "test_hotword" / "utt2hotwords").is_file()
     assert set(json.loads((tmp_path / "data" / "prepare_demo_report.json").read_text())) == set(DEMO_SPLITS)
 
 
-def test_prepare_demo_empty_text_only_allowed_in_noise_only(small_corpus, tmp_path):
+def test_prepare_demo_points_training_at_noise_and_non_speech(small_corpus, tmp_path):
+    from wenet_llm.config import load_config
+    from wenet_llm.config.experiment import AEDExperimentConfig
+    from wenet_llm.train.aed import with_data_dir
+
+    cfg = load_config(AEDExperimentConfig, REPO / "examples" / "demo" / "s0" / "conf" / "aed_conformer.yaml")
+    assert cfg.data.noise.enabled and cfg.data.non_speech.enabled
+    bare = with_data_dir(cfg, tmp_path / "data")  # nothing prepared yet: the config's own paths stay
+    assert bare.data.noise.noise_dir == cfg.data.noise.noise_dir and bare.data.non_speech.cuts == cfg.data.non_speech.cuts
+    prepare_demo(small_corpus, tmp_path / "data")
+    prepare_demo(small_corpus, tmp_path / "data")  # again: the link is replaced, not an error
+    resolved = with_data_dir(cfg, tmp_path / "data", "shar")
+    assert resolved.data.noise.noise_dir == str(tmp_path / "data" / "noise_train")
+    assert resolved.data.non_speech.cuts == str(tmp_path / "data" / "train_non_speech" / "data.list")
+    assert resolved.data.train == str(tmp_path / "data" / "train" / "shar")
+
+
+def test_prepare_demo_keeps_a_real_noise_folder(small_corpus, tmp_path):
+    (tmp_path / "data" / "noise_train").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="not a link; move it away"):
+        prepare_demo(small_corpus, tmp_path / "data")
+
+
+def test_prepare_demo_empty_text_only_allowed_in_non_speech_splits(small_corpus, tmp_path):
     corpus = tmp_path / "corpus"
-    for split in DEMO_SPLITS:
+    for split in (*DEMO_SPLITS, "noise_train"):
         shutil.copytree(small_corpus / split, corpus / split)
     entries = read_list(corpus / "dev" / "data.list")
     entries[0]["txt"] = "!?"  # empty after normalisation
@@ -270,9 +297,11 @@ def test_prepare_demo_empty_text_only_allowed_in_noise_only(small_corpus, tmp_pa
     assert summary["dev"]["reasons"]["empty_text"]["count"] == 1
     assert summary["dev"]["totals"]["kept"] == len(entries) - 1
     assert summary["noise_only"]["reasons"]["empty_text"]["count"] == 0
+    assert summary["train_non_speech"]["reasons"]["empty_text"]["count"] == 0
 
 
 def test_prepare_demo_missing_split(small_corpus, tmp_path):
     shutil.copytree(small_corpus / "train", tmp_path / "corpus" / "train")
-    with pytest.raises(FileNotFoundError, match=r"lacks splits \['dev'.*'noise_only'\].*make_demo_corpus"):
+    missing = r"lacks splits \['dev'.*'noise_only', 'train_non_speech', 'noise_train'\].*make_demo_corpus"
+    with pytest.raises(FileNotFoundError, match=missing):
         prepare_demo(tmp_path / "corpus", tmp_path / "data")

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 SPLITS = ("train", "dev", "test", "test_hotword")
 NOISY_KINDS = ("white", "pink", "babble")
+# Kinds of the training noise folder: the non-speech generators that make a background (not silence).
+# Babble cannot be one: it is kept out of training so that test_noisy has a noise kind never heard.
+TRAIN_NOISE_KINDS = ("white", "pink", "hum", "tones")
 
 
 @dataclass
@@ -43,13 +46,26 @@ class DemoCorpusConfig:
     train_entity_rate: float = 0.08  # share of train/dev/test sentences naming one entity
     max_train_count_per_entity: int = 2
     hotword_distractors: int = 4  # distractor terms in each test_hotword list
-    # test_noisy: every test utterance once, cycling over kinds x SNRs.
+    # Rare names: invented names of a pool disjoint from the entities above, so that a contextual stage
+    # learns to copy names from a hotword list rather than to remember them.
+    rare_name_rate: float = 0.45  # share of train and dev sentences naming one rare name
+    rare_name_repeat_rate: float = 0.1  # share of train mentions that reuse a name already used once
+    max_rare_name_count: int = 2  # times one rare name may occur in train (dev names occur once)
+    distractor_names_per_kind: int = 500  # never-spoken names per language and kind (distractor_names.json)
+    # test_noisy: every test utterance at every SNR, the noise kind cycling over the utterances.
     noisy_kinds: list[str] = field(default_factory=lambda: list(NOISY_KINDS))
     noisy_snrs_db: list[float] = field(default_factory=lambda: [0.0, 5.0, 10.0])
     babble_talkers: int = 5
     noise_only_kinds: list[str] = field(default_factory=lambda: ["silence", "white", "pink", "hum", "tones"])
     min_noise_only_seconds: float = 2.0
     max_noise_only_seconds: float = 10.0
+    # Training noise: a folder of clips for the data pipeline's noise augmentation (data.noise) and
+    # non-speech clips with empty targets (data.non_speech); their own seeds, never test material.
+    train_noise_kinds: list[str] = field(default_factory=lambda: list(TRAIN_NOISE_KINDS))
+    train_noise_clips_per_kind: int = 10
+    train_noise_seconds: float = 15.0
+    train_non_speech_fraction: float = 0.05  # train_non_speech clips, relative to num_utts (2-10 s each)
+    train_non_speech_kinds: list[str] = field(default_factory=lambda: ["silence", "white", "pink", "hum", "tones"])
 
     def validate(self) -> None:
         if self.num_utts < 20:
@@ -82,3 +98,18 @@ class DemoCorpusConfig:
             raise ValueError("need entities_per_kind >= 2 and 0 < seen_entity_fraction < 1")
         if self.babble_talkers < 2:
             raise ValueError("babble_talkers must be >= 2")
+        if not 0.0 <= self.rare_name_rate <= 1.0 - self.train_entity_rate:
+            raise ValueError(f"rare_name_rate must be in [0, 1 - train_entity_rate] (a sentence names one entity or "
+                             f"one rare name), got {self.rare_name_rate}")
+        if not 0.0 <= self.rare_name_repeat_rate < 1.0 or self.max_rare_name_count < 1:
+            raise ValueError("need 0 <= rare_name_repeat_rate < 1 and max_rare_name_count >= 1")
+        if self.distractor_names_per_kind < 0:
+            raise ValueError(f"distractor_names_per_kind must be >= 0, got {self.distractor_names_per_kind}")
+        unknown = sorted(set(self.train_noise_kinds) - set(TRAIN_NOISE_KINDS))
+        if unknown or not self.train_noise_kinds:
+            raise ValueError(f"train_noise_kinds must be a non-empty subset of {list(TRAIN_NOISE_KINDS)}, got "
+                             f"{self.train_noise_kinds} (babble stays out of training: it is test_noisy's unseen kind)")
+        if self.train_noise_clips_per_kind < 1 or self.train_noise_seconds <= 0:
+            raise ValueError("need train_noise_clips_per_kind >= 1 and train_noise_seconds > 0")
+        if self.train_non_speech_fraction <= 0 or not self.train_non_speech_kinds:
+            raise ValueError("train_non_speech_fraction must be > 0 and train_non_speech_kinds not empty")

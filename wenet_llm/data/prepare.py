@@ -193,15 +193,37 @@ def write_split(entries: Sequence[dict], split_dir: Path, cfg: ValidateConfig, e
     return report
 
 
-DEMO_SPLITS = ("train", "dev", "test", "test_hotword", "test_noisy", "noise_only")
+# Training material beside the splits, in every prepared data dir that has it (what training's
+# data.noise and data.non_speech read; see wenet_llm.train.experiments.with_augmentation_data):
+NOISE_TRAIN_DIR = "noise_train"  # <data>/noise_train: a folder of noise clips, or a link to one (e.g. MUSAN)
+TRAIN_NON_SPEECH = "train_non_speech"  # <data>/train_non_speech/data.list: non-speech clips, empty targets
+
+DEMO_SPLITS = ("train", "dev", "test", "test_hotword", "test_noisy", "noise_only", TRAIN_NON_SPEECH)
+_DEMO_NON_SPEECH = ("noise_only", TRAIN_NON_SPEECH)
+
+
+def link_noise_dir(source: str | Path, link: str | Path) -> None:
+    """Make ``link`` a link to the noise folder ``source``, replacing an earlier link (never a real folder)."""
+    source, link = Path(source).resolve(), Path(link)
+    if not source.is_dir():
+        raise FileNotFoundError(f"noise folder {source} does not exist")
+    if link.exists() and not link.is_symlink():
+        raise FileExistsError(f"{link} exists and is not a link; move it away so that it can point at {source}")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(link.name + ".tmp-link")
+    if tmp.is_symlink():
+        tmp.unlink()
+    tmp.symlink_to(source, target_is_directory=True)
+    tmp.replace(link)  # a rename: never a moment without the link
 
 
 def prepare_demo(corpus_dir: str | Path, out_dir: str | Path, cfg: ValidateConfig | None = None) -> dict:
-    """The generated demo corpus (its Kaldi dirs) -> validated ``out_dir/<split>/``; EmptySplitError
-    when a split kept nothing."""
+    """The generated demo corpus (its Kaldi dirs) -> validated ``out_dir/<split>/`` and the link
+    ``out_dir/noise_train`` to its training noise; EmptySplitError when a split kept nothing."""
     cfg = cfg or ValidateConfig()
     corpus_dir = Path(corpus_dir)
     missing = [s for s in DEMO_SPLITS if not (corpus_dir / s / "data.list").is_file()]
+    missing += [] if (corpus_dir / NOISE_TRAIN_DIR).is_dir() else [NOISE_TRAIN_DIR]
     if missing:
         raise FileNotFoundError(f"demo corpus at {corpus_dir} lacks splits {missing}; generate it with: "
                                 f"python -m wenet_llm.bin.make_demo_corpus --out {corpus_dir}")
@@ -213,8 +235,9 @@ def prepare_demo(corpus_dir: str | Path, out_dir: str | Path, cfg: ValidateConfi
             if e.get("lang") in ("en", "zh"):
                 e["txt"] = text_norm.normalize(e["txt"], e["lang"])
         # Non-speech clips have empty targets by design.
-        split_cfg = replace(cfg, allow_empty_text=cfg.allow_empty_text or split == "noise_only")
+        split_cfg = replace(cfg, allow_empty_text=cfg.allow_empty_text or split in _DEMO_NON_SPEECH)
         summary[split] = write_split(entries, Path(out_dir) / split, split_cfg)
+    link_noise_dir(corpus_dir / NOISE_TRAIN_DIR, Path(out_dir) / NOISE_TRAIN_DIR)
     with atomic_open(Path(out_dir) / "prepare_demo_report.json") as f:
         json.dump(summary, f, ensure_ascii=False, indent=1)
     check_not_empty(summary, out_dir, f"demo corpus at {corpus_dir}")

@@ -13,8 +13,10 @@ requested duration, estimated with speaking rates measured on espeak-ng at
 its default speed.
 
 Rare "entity" terms (invented person, company, product and place names) are
-drawn from a deterministic pool per seed and can be slotted into templates,
-so the corpus can also exercise contextual biasing / hotword lists.
+drawn from deterministic pools per seed (:class:`NameMaker`: the hotword
+test's entities, rare training names, never-spoken distractors, kept apart)
+and can be slotted into templates, so the corpus can also exercise
+contextual biasing / hotword lists.
 
 Transcript conventions:
 
@@ -36,7 +38,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 LANGS = ("en", "zh")
 ENTITY_KINDS = ("person", "company", "product", "place")
@@ -788,46 +790,92 @@ def entity_pool(lang: str, seed: int, size_per_kind: int = 40) -> List[Entity]:
 
     Returns ``size_per_kind`` entities of each kind, in ENTITY_KINDS order.
     Texts are unique and never a plain vocabulary word; English name cores
-    (the invented word) are unique across the whole pool.
+    (the invented word) are unique across the whole pool.  The same as the
+    first pool of a fresh :class:`NameMaker` (purpose ``"entities"``).
     """
-    _check_lang(lang)
-    if size_per_kind < 1:
-        raise ValueError("size_per_kind must be >= 1")
-    # A private generator seeded from a string: str seeds are hashed with
-    # SHA-512, so the pool is stable across processes and Python versions.
-    rng = random.Random(f"wenet_llm.demo_text.entities/{lang}/{seed}")
-    vocab = vocabulary(lang)
-    used_texts = set()
-    used_cores = set()
-    pool: List[Entity] = []
-    for kind in ENTITY_KINDS:
-        n_made = 0
-        tries = 0
-        while n_made < size_per_kind:
-            tries += 1
-            if tries > 200 * size_per_kind + 1000:
-                raise ValueError(
-                    f"cannot make {size_per_kind} distinct {kind} names for {lang}"
-                )
-            made = _en_entity(rng, kind) if lang == "en" else _zh_entity(rng, kind)
+    return NameMaker(lang, seed).pool("entities", size_per_kind)
+
+
+class NameMaker:
+    """Invented names for one language and seed, kept apart across pools.
+
+    Each pool (a ``purpose``: the hotword-test entities, the rare training
+    names, never-spoken distractors, ...) draws from its own generator,
+    seeded from the purpose, so a pool depends only on the seed and on the
+    pools made before it by the same maker.  Names of different pools never
+    share a text or a core: an English core word ("ZORVATH") or a Mandarin
+    brand / place syllable pair ("泽兰") heard in one pool is never part of
+    another pool's name, so a name that only occurs in a test set stays
+    unheard even in part.  Mandarin names never contain one another, within
+    or across pools (keeps "the name occurs once" well defined).  Within a
+    pool a Mandarin brand may name both a company and a product ("泽兰科技",
+    "泽兰手机").
+    """
+
+    def __init__(self, lang: str, seed: int):
+        _check_lang(lang)
+        self.lang = lang
+        self.seed = seed
+        self._vocab = vocabulary(lang)
+        self._rngs: Dict[str, random.Random] = {}
+        self._cores: Dict[str, set] = {}  # per purpose: kind-qualified cores
+        self._cross: Dict[str, set] = {}  # per purpose: the cores other pools must avoid
+        self._texts: set = set()
+        self._substrings: set = set()  # every substring of every Mandarin name
+
+    def pool(self, purpose: str, size_per_kind: int,
+             avoid: Optional[Callable[[str], bool]] = None) -> List[Entity]:
+        """``size_per_kind`` new names of each kind, in ENTITY_KINDS order (see :meth:`new`)."""
+        if size_per_kind < 1:
+            raise ValueError("size_per_kind must be >= 1")
+        return [self.new(purpose, kind, avoid, _limit=200 * size_per_kind + 1000)
+                for kind in ENTITY_KINDS for _ in range(size_per_kind)]
+
+    def new(self, purpose: str, kind: str, avoid: Optional[Callable[[str], bool]] = None,
+            _limit: int = 5000) -> Entity:
+        """One new name of ``kind`` for ``purpose``, distinct from every name made so far.
+
+        ``avoid(text)`` true refuses a name (e.g. one that planned text already says).
+        """
+        if kind not in ENTITY_KINDS:
+            raise ValueError(f"unknown entity kind {kind!r}; valid: {', '.join(ENTITY_KINDS)}")
+        if purpose not in self._rngs:
+            # A private generator seeded from a string: str seeds are hashed
+            # with SHA-512, so pools are stable across processes and Python
+            # versions ("entities" keeps the seed string of the original pool).
+            self._rngs[purpose] = random.Random(f"wenet_llm.demo_text.{purpose}/{self.lang}/{self.seed}")
+            self._cores[purpose] = set()
+            self._cross[purpose] = set()
+        rng = self._rngs[purpose]
+        taken_elsewhere = set().union(*(c for p, c in self._cross.items() if p != purpose))
+        for _ in range(_limit):
+            made = _en_entity(rng, kind) if self.lang == "en" else _zh_entity(rng, kind)
             if made is None:
                 continue
             core, text = made
+            cross = core.split(":")[-1]  # a Mandarin brand pair, whatever kind it names
             # "ZORVATH" must stay one name: a second entity reusing the core
             # would make the hotword ambiguous.
-            if core in used_cores or core in vocab:
+            if core in self._cores[purpose] or core in self._vocab or cross in taken_elsewhere:
                 continue
-            if text in used_texts or text in vocab:
+            if text in self._texts or text in self._vocab or (avoid is not None and avoid(text)):
                 continue
-            if lang == "zh" and any(e.text in text or text in e.text for e in pool):
-                # Avoid one name containing another, which would make
-                # "appears exactly once" ambiguous.
-                continue
-            used_cores.add(core)
-            used_texts.add(text)
-            pool.append(Entity(text=text, kind=kind, lang=lang))
-            n_made += 1
-    return pool
+            if self.lang == "zh" and (text in self._substrings or any(s in self._texts for s in _substrings(text))):
+                continue  # one name inside another
+            self._cores[purpose].add(core)
+            self._cross[purpose].add(cross)
+            self._texts.add(text)
+            if self.lang == "zh":
+                self._substrings.update(_substrings(text))
+            return Entity(text=text, kind=kind, lang=self.lang)
+        raise ValueError(
+            f"cannot make another distinct {kind} name for {self.lang} ({purpose}): the name parts are "
+            f"used up; ask for fewer names (e.g. a smaller distractor pool or rare-name rate)"
+        )
+
+
+def _substrings(text: str) -> List[str]:
+    return [text[i:j] for i in range(len(text)) for j in range(i + 1, len(text) + 1)]
 
 
 def _en_entity(rng: random.Random, kind: str) -> Optional[Tuple[str, str]]:

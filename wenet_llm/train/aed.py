@@ -25,7 +25,7 @@ from wenet_llm.models.aed import ASRModel
 from wenet_llm.models.aed.export import export_encoder
 from wenet_llm.train.average import average_model, select_checkpoints
 from wenet_llm.train.engine import dist_env
-from wenet_llm.train.experiments import split_paths
+from wenet_llm.train.experiments import split_paths, with_augmentation_data
 from wenet_llm.train.trainer import Trainer, seed_everything
 from wenet_llm.utils.cmvn_stats import load_cmvn
 
@@ -36,14 +36,15 @@ def with_data_dir(cfg: AEDExperimentConfig, data_dir: str | Path, data_format: s
     """Point the config at a recipe's data dir: the standard layout of stages 0-1.
 
     ``<data>/{train,dev}/data.list`` (or ``<data>/{train,dev}/shar`` with data_format shar),
-    ``<data>/lang/units.txt`` (+ ``bpe.model`` when stage 1 made one), ``<data>/train/global_cmvn``.
+    ``<data>/lang/units.txt`` (+ ``bpe.model`` when stage 1 made one), ``<data>/train/global_cmvn``,
+    and where stage 0 made them the training noise and non-speech clips (:func:`with_augmentation_data`).
     """
     data = Path(data_dir)
     train, dev = split_paths(data, data_format, ("train", "dev"))
     bpe = data / "lang" / "bpe.model"
     return dataclasses.replace(
         cfg,
-        data=dataclasses.replace(cfg.data, train=train, dev=dev, format=data_format),
+        data=with_augmentation_data(dataclasses.replace(cfg.data, train=train, dev=dev, format=data_format), data),
         tokenizer=dataclasses.replace(cfg.tokenizer, units=str(data / "lang" / "units.txt"),
                                       bpe_model=str(bpe) if bpe.is_file() else None),
         cmvn=str(data / "train" / "global_cmvn"),

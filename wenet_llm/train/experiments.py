@@ -8,12 +8,16 @@ config schema and to the functions that train it and load a trained one, importe
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import yaml
+
+from wenet_llm.config.data import DataConfig
+from wenet_llm.data.prepare import NOISE_TRAIN_DIR, TRAIN_NON_SPEECH
 
 
 @dataclass(frozen=True)
@@ -65,3 +69,17 @@ def split_paths(data_dir: str | Path, data_format: str, splits: Sequence[str]) -
         raise ValueError(f"unknown data format {data_format!r}; valid formats: ['raw', 'shar']")
     leaf = "shar" if data_format == "shar" else "data.list"
     return [str(Path(data_dir) / split / leaf) for split in splits]
+
+
+def with_augmentation_data(data: DataConfig, data_dir: str | Path) -> DataConfig:
+    """Point ``data.noise.noise_dir`` and ``data.non_speech.cuts`` at the data dir's training noise
+    (``<data>/noise_train``) and non-speech list (``<data>/train_non_speech/data.list``) where stage 0
+    made them; the config's own paths stay where it did not. Whether they are used is the config's
+    ``enabled`` switches."""
+    noise_dir = Path(data_dir) / NOISE_TRAIN_DIR
+    non_speech = Path(data_dir) / TRAIN_NON_SPEECH / "data.list"
+    if noise_dir.is_dir():
+        data = dataclasses.replace(data, noise=dataclasses.replace(data.noise, noise_dir=str(noise_dir)))
+    if non_speech.is_file():
+        data = dataclasses.replace(data, non_speech=dataclasses.replace(data.non_speech, cuts=str(non_speech)))
+    return data

@@ -49,7 +49,7 @@ overrides=()  # filled per stage by override_args
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
   signature="num_utts=${num_utts} seed=${seed} format=${data_format} config=$(sha256sum "${corpus_config}" | cut -c1-16)"
   if should_run 0 "${data}/.stage0.done" "${signature}" \
-      "generate + prepare: espeak-ng demo corpus -> ${data}/corpus -> ${data}/{train,dev,test,test_hotword,test_noisy,noise_only}"; then
+      "generate + prepare: espeak-ng demo corpus -> ${data}/corpus -> ${data}/{train,dev,test,test_hotword,test_noisy,noise_only,train_non_speech}, ${data}/noise_train"; then
     run_logged "${exp}/data_prep/log/make_demo_corpus.log" \
       python -m wenet_llm.bin.make_demo_corpus --out "${data}/corpus" --config "${corpus_config}" \
         --num-utts "${num_utts}" --seed "${seed}" --num-jobs "${nj}"
