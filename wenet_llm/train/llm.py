@@ -41,11 +41,13 @@ _FEATURE_FIELDS = ("num_mel_bins", "frame_length_ms", "frame_shift_ms", "sample_
 
 
 def with_data_dir(cfg: LLMExperimentConfig, data_dir: str | Path, data_format: str = "raw") -> LLMExperimentConfig:
-    """Point the config at a recipe's data dir (``<data>/{train,dev}/data.list`` or ``.../shar``)."""
-    from wenet_llm.train.experiments import split_paths
+    """Point the config at a recipe's data dir (``<data>/{train,dev}/data.list`` or ``.../shar``, and the
+    training noise / non-speech clips of stage 0 when it made them)."""
+    from wenet_llm.train.experiments import split_paths, with_augmentation_data
 
     train, dev = split_paths(data_dir, data_format, ("train", "dev"))
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, train=train, dev=dev, format=data_format))
+    data = with_augmentation_data(dataclasses.replace(cfg.data, train=train, dev=dev, format=data_format), data_dir)
+    return dataclasses.replace(cfg, data=data)
 
 
 def set_paths(cfg: LLMExperimentConfig, encoder_dir: str | Path | None = None, llm_path: str | Path | None = None,
