@@ -204,3 +204,97 @@ def test_shar_and_raw_give_the_same_batches(small_corpus, tmp_path):
     for k in raw:
         n = min(raw[k].shape[0], shar[k].shape[0])
         assert torch.allclose(raw[k][:n], shar[k][:n], atol=1e-3), k
+
+
+class CountingProcessor:
+    """A text processor like the LLM prompt builder: one id per character, speech positions = frames // 4."""
+
+    pad_values = {"input_ids": -7, "speech_mask": 0}
+
+    def __call__(self, text, context, num_frames):
+        n = num_frames // 4
+        ids = [ord(c) % 100 for c in text] + [len(context.get("hotwords") or [])]
+        return {"input_ids": [0] * n + ids, "speech_mask": [1] * n + [0] * len(ids)}
+
+    def num_tokens(self, duration, text, context):
+        return int(duration * 100) // 4 + len(text) + 1
+
+
+def test_text_processor_runs_per_item_and_pads(small_corpus):
+    cfg = data_cfg(small_corpus, f"train={small_corpus / 'test_hotword' / 'data.list'}")
+    cuts = load_cut_set(cfg.train)
+    stream = DataStream(cuts, SpeechDataset(cfg, train=False, text_processor=CountingProcessor()), cfg, shuffle=False)
+    for batch in stream:
+        ids, mask = batch.text_inputs["input_ids"], batch.text_inputs["speech_mask"]
+        assert ids.shape == mask.shape and ids.shape[0] == len(batch)
+        lengths = []
+        for i, (text, ctx) in enumerate(zip(batch.texts, batch.context)):
+            n = int(batch.feats_lengths[i]) // 4
+            row = CountingProcessor()(text, ctx, int(batch.feats_lengths[i]))["input_ids"]
+            assert ids[i, : len(row)].tolist() == row and torch.all(ids[i, len(row):] == -7)
+            assert int(mask[i].sum()) == n
+            lengths.append(len(row))
+        assert batch.num_tokens == sum(lengths)
+
+
+def test_batches_bounded_by_tokens(small_corpus):
+    from wenet_llm.data.dataset import DurationTokenConstraint, cut_token_counter, make_sampler
+
+    cfg = data_cfg(small_corpus, "sampler.max_duration=1000", "sampler.max_tokens=400", "sampler.num_buckets=2")
+    counter = cut_token_counter(CountingProcessor())
+    cuts = load_cut_set(cfg.train)
+    sampler = make_sampler(cuts, cfg.sampler, shuffle=False, count_tokens=counter)
+    batches = list(sampler)
+    assert sum(len(b) for b in batches) == len(cuts) and len(batches) > 1
+    for b in batches:  # padded size (batch size x the longest item) within the bound before the last item
+        items = list(b)
+        assert len(items) == 1 or (len(items) - 1) * max(counter(c) for c in items[:-1]) <= 400
+    constraint = DurationTokenConstraint(10.0, 100, lambda c: c.tokens)
+
+    class Item:
+        def __init__(self, duration, tokens):
+            self.duration, self.tokens = duration, tokens
+
+    constraint.add(Item(2.0, 30))
+    assert not constraint.exceeded() and not constraint.close_to_exceeding()
+    constraint.add(Item(3.0, 40))
+    assert constraint.close_to_exceeding() and not constraint.exceeded()  # 3 x 40 tokens would pass 100
+    constraint.add(Item(1.0, 10))
+    assert constraint.exceeded()  # 3 x 40 > 100 (3 x 3 s < 10 s)
+
+
+def test_bad_noise_file_is_reported_as_such(small_corpus, tmp_path):
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    (noise / "broken.wav").write_bytes(b"RIFF not really a wav file")
+    cfg = data_cfg(small_corpus, "noise.enabled=true", f"noise.noise_dir={noise}", "noise.prob=1.0")
+    stream = stream_for(cfg)
+    keys = [k for batch in stream for k in batch.keys]
+    assert len(keys) == len(list(formats.read_data_list(small_corpus / "train" / "data.list")))  # nobody skipped
+    assert stream.skips.total() == 0
+    assert stream.skips.counts["augment:noise_file_unreadable"] == len(keys)
+    assert "broken.wav" in stream.skips.summary() and "kept without it" in stream.skips.summary()
+
+
+def test_text_stream_batches_resume_and_shard():
+    from wenet_llm.data.text_data import TextStream
+
+    samples = [{"input_ids": list(range(n)), "labels": [-100] + list(range(1, n))} for n in (3, 9, 5, 7, 2, 8)]
+    stream = TextStream(samples, max_tokens=16, pad_id=99, seed=1, window=3)
+    batches = list(stream)
+    assert sorted(i for b in stream.batches() for i in b) == list(range(6))
+    for batch in batches:
+        assert batch.input_ids.numel() <= 16 or len(batch) == 1
+        assert batch.num_tokens == int(batch.attention_mask.sum())
+        assert torch.all(batch.input_ids[batch.attention_mask == 0] == 99)
+        assert torch.all(batch.labels[batch.attention_mask == 0] == -100)
+    again = TextStream(samples, max_tokens=16, pad_id=99, seed=1, window=3)
+    it = iter(again)
+    next(it)
+    resumed = TextStream(samples, max_tokens=16, pad_id=99, seed=1, window=3)
+    resumed.load_state_dict(again.state_dict())
+    assert [b.input_ids.tolist() for b in resumed] == [b.input_ids.tolist() for b in batches[1:]]
+    shards = [TextStream(samples, 16, 99, seed=1, window=3, rank=r, world_size=2).batches() for r in (0, 1)]
+    assert sorted(i for s in shards for b in s for i in b) == list(range(6))
+    with pytest.raises(ValueError, match="does not fit"):
+        TextStream(samples, max_tokens=4, pad_id=0)

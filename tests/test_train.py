@@ -484,3 +484,80 @@ def test_bf16_autocast_on_gpu(tmp_path, monkeypatch, engine):
     assert weights["head.weight"].dtype == torch.float32 and weights["head.weight"].device.type == "cpu"
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
     assert torch.cuda.max_memory_allocated() > 0
+
+
+# -- parameter groups, init_from, skip reports ------------------------------------------------------
+class GroupedModel(TinyModel):
+    """TinyModel naming its parameter groups, as the LLM-ASR model does."""
+
+    def parameter_groups(self):
+        groups = {"encoder": [], "head": [], "frozen": []}
+        for name, p in self.named_parameters():
+            groups[name.split(".")[0]].append((name, p))
+        return groups
+
+
+def test_parameter_groups_lr_decay_and_schedule():
+    from wenet_llm.train.engine import build_optimizer
+
+    cfg = make_cfg(optim={"groups": {"head": {"lr": 0.1}, "encoder": {"weight_decay": 0.0}}},
+                   scheduler={"name": "cosine", "warmup_steps": 2, "min_lr": 0.001, "total_steps": 10})
+    model = GroupedModel()
+    opt = build_optimizer(model, cfg.optim)
+    by_name = {g["name"]: g for g in opt.param_groups}
+    # head: its own lr, weights decayed, the bias not; encoder: no decay asked; the frozen layer: nowhere.
+    assert set(by_name) == {"head", "head.no_decay", "encoder"}
+    assert by_name["head"]["lr"] == by_name["head.no_decay"]["lr"] == 0.1
+    assert by_name["head"]["weight_decay"] == 0.01 and by_name["head.no_decay"]["weight_decay"] == 0.0
+    assert [p.shape for p in by_name["head.no_decay"]["params"]] == [torch.Size([2])]
+    assert by_name["encoder"]["weight_decay"] == 0.0 and by_name["encoder"]["lr"] == 0.01
+    sched = build_scheduler(opt, cfg.scheduler, cfg.max_steps, cfg.optim.lr)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    # min_lr refers to optim.lr; a group with its own rate decays to the same fraction of it.
+    assert by_name["encoder"]["lr"] == pytest.approx(0.001)
+    assert by_name["head"]["lr"] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match=r"unknown group\(s\) \['adapter'\]"):
+        build_optimizer(model, make_cfg(optim={"groups": {"adapter": {"lr": 1.0}}}).optim)
+
+
+def test_init_from_loads_weights_only(tmp_path):
+    first = Trainer(TinyModel(seed=1), step_fn, make_cfg(max_epoch=1), tmp_path / "a")
+    first.fit(FakeStream(3))
+    trained = torch.load(tmp_path / "a" / "final.pt", weights_only=True)
+    cfg = make_cfg(max_epoch=1, init_from=str(tmp_path / "a"))
+    second = Trainer(TinyModel(seed=2), step_fn, cfg, tmp_path / "b")
+    assert_equal_states(params_of(second), trained)  # weights from the other run...
+    assert second.step == 0 and not second.engine.optimizer.state  # ...with a fresh optimizer and step count
+    second.fit(FakeStream(3))
+    assert second.step == 3
+    # A run that already holds checkpoints resumes them instead (init_from is for a fresh start).
+    third = Trainer(TinyModel(seed=3), step_fn, make_cfg(max_epoch=2, init_from=str(tmp_path / "a")), tmp_path / "b")
+    third.fit(FakeStream(3))
+    assert third.step == 6
+    with pytest.raises(FileNotFoundError, match="neither a checkpoint nor an experiment dir"):
+        Trainer(TinyModel(), step_fn, make_cfg(init_from=str(tmp_path / "nothing")), tmp_path / "c")
+
+    class Other(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.elsewhere = nn.Linear(4, 2)
+
+    with pytest.raises(RuntimeError, match="weight\\(s\\) the model does not have"):
+        Trainer(Other(), step_fn, make_cfg(init_from=str(tmp_path / "a")), tmp_path / "d")
+
+
+def test_skip_reports_merge_across_ranks():
+    a, b = SkipReport(max_examples=2), SkipReport(max_examples=2)
+    a.add("u1", "too_long", "30s")
+    b.add("u2", "too_long", "31s")
+    b.add("u3", "too_long", "32s")
+    b.add("u4", "augment:noise_file_unreadable", "bad.wav")
+    merged = SkipReport(max_examples=2)
+    for report in (a, b):
+        merged.merge_state_dict(report.state_dict())
+    assert merged.total() == 3  # augmentation failures keep their utterance
+    text = merged.summary()
+    assert "3 utterance(s) skipped" in text and "too_long: 3, e.g. u1 (30s); u2 (31s)" in text
+    assert "augmentation failures" in text and "noise_file_unreadable: 1" in text

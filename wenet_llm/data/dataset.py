@@ -297,7 +297,9 @@ def training_cuts(cfg: DataConfig, seed: int = 0) -> CutSet:
 
 class DurationTokenConstraint(SamplingConstraint):
     """A batch holds at most ``max_duration`` seconds and ``max_tokens`` token positions, both counted
-    as padded (batch size x longest item), as lhotse's TimeConstraint counts duration.
+    as padded (batch size x longest item), as lhotse's TimeConstraint counts duration. As with lhotse's
+    own constraints, a batch closes when one more item as long as its longest would pass a bound, and
+    the item that tipped it stays in; bucketing keeps that overshoot small.
 
     ``count_tokens(cut)`` estimates an item's sequence length (for the LLM: speech positions + prompt +
     context + transcript). Buckets are by duration.
