@@ -32,10 +32,23 @@ def run_recipe(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "run.sh", *args], cwd=RECIPE, capture_output=True, text=True)
 
 
+TINY_DEMO_LLM = """
+num_sentences: 60
+size: {hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16,
+       intermediate_size: 64}
+prompt: {english_case: lower}
+max_tokens: 512
+pack_tokens: 64
+train: {max_epoch: 1, max_steps: 3, accum_grad: 1, progress_bar: false, tensorboard: false,
+        optim: {name: adamw, lr: 0.001}, scheduler: {name: constant, warmup_steps: 0}}
+"""
+
+
 def test_demo_stages_0_1(tmp_path):
     data, exp = tmp_path / "data", tmp_path / "exp"
+    (tmp_path / "demo_llm.yaml").write_text(TINY_DEMO_LLM)
     opts = ["--num_utts", "40", "--unit_type", "mixed", "--bpe_vocab_size", "60", "--data_format", "shar", "--data", str(data), "--exp", str(exp),
-            "--stop_stage", "1"]
+            "--demo_llm_config", str(tmp_path / "demo_llm.yaml"), "--stop_stage", "1"]
     result = run_recipe(*opts)
     assert result.returncode == 0, result.stdout + result.stderr
     for split in ("train", "dev", "test", "test_hotword", "test_noisy", "noise_only", "train_non_speech"):
@@ -54,11 +67,17 @@ def test_demo_stages_0_1(tmp_path):
     assert mean.shape == istd.shape == (80,) and bool((istd > 0).all())
     train_keys = [json.loads(line)["key"] for line in (data / "train" / "data.list").read_text().splitlines()]
     assert sorted(c.id for c in load_shar(data / "train" / "shar")) == sorted(train_keys)
-    for log in ("data_prep/log/make_demo_corpus.log", "tokenizer/log/make_tokenizer.log", "cmvn/log/compute_cmvn.log"):
+    for log in ("data_prep/log/make_demo_corpus.log", "tokenizer/log/make_tokenizer.log", "cmvn/log/compute_cmvn.log",
+                "demo_llm/log/make_demo_llm.log"):
         assert (exp / log).stat().st_size > 0
+    # The base LLM: an ordinary Hugging Face directory with the trimmed Qwen tokenizer and its id map.
+    llm = exp / "demo_llm" / "model"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "vocab_map.json"):
+        assert (llm / name).is_file(), name
+    assert json.loads((llm / "config.json").read_text())["model_type"] == "qwen3"
 
     again = run_recipe(*opts)
-    assert again.returncode == 0 and again.stdout.count("already done") == 2
+    assert again.returncode == 0 and again.stdout.count("already done") == 3
     changed = run_recipe(*opts[:1], "41", *opts[2:])
     assert changed.returncode == 1 and "made with other options" in changed.stderr
 
@@ -93,5 +112,5 @@ def test_demo_stages_0_1(tmp_path):
 
 
 def test_demo_refuses_unimplemented_stages():
-    result = run_recipe("--stop_stage", "4")
+    result = run_recipe("--stop_stage", "6")
     assert result.returncode == 1 and "not implemented in this recipe yet" in result.stderr
