@@ -234,7 +234,9 @@ def test_text_processor_runs_per_item_and_pads(small_corpus):
             assert ids[i, : len(row)].tolist() == row and torch.all(ids[i, len(row):] == -7)
             assert int(mask[i].sum()) == n
             lengths.append(len(row))
-        assert batch.num_tokens == sum(lengths)
+        assert batch.text_inputs["input_ids_lengths"].tolist() == lengths
+        assert batch.text_inputs["speech_mask_lengths"].tolist() == lengths
+        assert batch.num_tokens == 2 * sum(lengths)  # every id of every key
 
 
 def test_batches_bounded_by_tokens(small_corpus):

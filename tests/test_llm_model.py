@@ -78,8 +78,11 @@ def test_prompt_layout_token_by_token(tiny_llm_dir):
     assert row["speech_mask"] == [0] * n_pre + [1] * 3 + [0] * (n_suf + n_tgt)
     assert row["labels"] == [IGNORE_INDEX] * (n_pre + 3 + n_suf) + pieces.target
     assert row["input_ids"][n_pre + 3 + n_suf:] == pieces.target and row["attention_mask"] == [1] * len(row["labels"])
-    # The data pipeline's interface: speech positions from the feature frames (4x conv, then ceil(T'/2)).
-    assert builder("HELLO WORLD", {}, 100)["speech_mask"].count(1) == SpeechLength("conv2d", 2)(100) == 12
+    # The data pipeline's interface: the three id runs; the estimate of speech positions bounds batches.
+    assert builder("HELLO WORLD", {"hotwords": ["CAT", "ZORVATH"]}, 100) == {
+        "prefix": pieces.prefix, "suffix": pieces.suffix, "target": pieces.target}
+    assert SpeechLength("conv2d", 2)(100) == 12  # 4x conv, then ceil(T'/2)
+    assert builder.num_tokens(1.0, "HELLO WORLD", {}) == len(builder.build("HELLO WORLD").prefix) + 12 + n_suf + n_tgt
     # An empty context is no context.
     plain = builder.build("HELLO", {})
     for empty in ({"hotwords": []}, {"hotwords": [], "summary": ""}, {"hotwords": ["  "]}, None):
@@ -129,13 +132,18 @@ def tiny_model(encoder_dir, llm_dir, **overrides) -> tuple[LLMASRModel, object]:
     return LLMASRModel(load_encoder(encoder_dir), load_llm(cfg.llm), cfg, tok), tok
 
 
-def _batch(builder, lengths, texts):
-    rows = [builder(t, {}, n) for t, n in zip(texts, lengths)]
-    width = max(len(r["input_ids"]) for r in rows)
-    out = {}
-    for key, pad in builder.pad_values.items():
-        out[key] = torch.tensor([r[key] + [pad] * (width - len(r[key])) for r in rows])
-    return out
+def _batch(builder, texts, contexts=None):
+    """Collated prompt runs of ``texts``, as the data pipeline makes them."""
+    from wenet_llm.data.dataset import collate
+
+    items = [{"key": str(i), "feats": torch.zeros(1, 80), "tokens": None, "text": t, "lang": "", "context": {},
+              "seconds": 0.0, "problems": [], "text_inputs": builder(t, (contexts or [{}] * len(texts))[i], 1)}
+             for i, t in enumerate(texts)]
+    return collate(items, [], builder.pad_values).text_inputs
+
+
+def _args(batch):
+    return [batch[k] for k in ("prefix", "prefix_lengths", "suffix", "suffix_lengths", "target", "target_lengths")]
 
 
 def test_forward_trains_only_what_the_config_names(tiny_encoder_dir, tiny_llm_dir):
@@ -143,26 +151,29 @@ def test_forward_trains_only_what_the_config_names(tiny_encoder_dir, tiny_llm_di
                             trainable=["adapter", "lora"])
     builder = PromptBuilder(tok, PromptConfig(english_case="lower"), model.speech_length)
     feats, lengths = torch.randn(2, 120, 80), torch.tensor([120, 90])
-    batch = _batch(builder, lengths.tolist(), ["HELLO WORLD", "今天"])
+    batch = _batch(builder, ["HELLO WORLD", "今天"])
     model.train()
     assert not model.encoder.training and model.llm.training and model.adapter.training
-    out = model(feats, lengths, batch["input_ids"], batch["labels"], batch["speech_mask"], batch["attention_mask"])
+    out = model(feats, lengths, *_args(batch))
     assert out.loss.ndim == 0 and torch.isfinite(out.loss) and 0 <= float(out.acc) <= 1
     with torch.no_grad():  # logits only at target positions == HF's own loss over all positions
         speech, _, _ = model.encode_speech(feats, lengths)
-        embeds = model.splice(batch["input_ids"], batch["speech_mask"], speech)
-        reference = model.llm(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+        embeds, mask, labels = model.assemble(speech, *_args(batch))
+        reference = model.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
     assert torch.allclose(out.loss_llm, reference, atol=1e-5)
+    # The assembled rows: prefix, the speech positions, suffix, target; loss only on the target.
+    n = speech.lengths.tolist()
+    for b in range(2):
+        p, s, t = (int(batch[f"{k}_lengths"][b]) for k in ("prefix", "suffix", "target"))
+        assert int(mask[b].sum()) == p + n[b] + s + t
+        assert labels[b, p + n[b] + s: p + n[b] + s + t].tolist() == batch["target"][b, :t].tolist()
+        assert torch.all(labels[b, : p + n[b] + s] == IGNORE_INDEX) and torch.all(labels[b, p + n[b] + s + t:] == -100)
+        assert torch.equal(embeds[b, p: p + n[b]], speech.embeds[b, : n[b]])
     out.loss.backward()
     grads = {model.module_of(n) for n, p in model.named_parameters() if p.grad is not None}
     assert grads == {"adapter", "lora"}
     groups = model.parameter_groups()
     assert set(groups) == {"encoder", "adapter", "lora", "llm"} and groups["lora"] and groups["encoder"]
-    # A prompt laid out for another downsampling is caught, not silently misaligned.
-    wrong = PromptBuilder(tok, PromptConfig(), SpeechLength("conv2d", 3))
-    bad = _batch(wrong, lengths.tolist(), ["A", "B"])
-    with pytest.raises(RuntimeError, match="speech positions"):
-        model(feats, lengths, bad["input_ids"], bad["labels"], bad["speech_mask"], bad["attention_mask"])
 
 
 def test_right_padding_does_not_change_the_loss(tiny_encoder_dir, tiny_llm_dir):
@@ -171,16 +182,15 @@ def test_right_padding_does_not_change_the_loss(tiny_encoder_dir, tiny_llm_dir):
     builder = PromptBuilder(tok, PromptConfig(), model.speech_length)
     feats, lengths = torch.randn(2, 140, 80), torch.tensor([140, 70])
     feats[1, 70:] = 0
-    batch = _batch(builder, lengths.tolist(), ["the cat sat on the mat", "hi"])
+    texts = ["the cat sat on the mat", "hi"]
+    batch = _batch(builder, texts)
     with torch.no_grad():
-        both = model(feats, lengths, **batch)
-        alone = model(feats[1:, :70], lengths[1:], **{k: v[1:, : int(batch["attention_mask"][1].sum())]
-                                                     for k, v in batch.items()})
-        first = model(feats[:1], lengths[:1], **{k: v[:1] for k, v in batch.items()})
-    n1 = int((batch["labels"][0] != IGNORE_INDEX).sum()) - 0
-    n2 = int((batch["labels"][1] != IGNORE_INDEX).sum())
+        both = model(feats, lengths, *_args(batch))
+        first = model(feats[:1], lengths[:1], *_args(_batch(builder, texts[:1])))
+        second = model(feats[1:, :70], lengths[1:], *_args(_batch(builder, texts[1:])))
+    n1, n2 = (int(batch["target_lengths"][i]) for i in (0, 1))
     # The batch loss is the token-weighted mean of the two utterances' losses.
-    expected = (first.loss_llm * n1 + alone.loss_llm * n2) / (n1 + n2)
+    expected = (first.loss_llm * n1 + second.loss_llm * n2) / (n1 + n2)
     assert torch.allclose(both.loss_llm, expected, atol=1e-5)
 
 
@@ -225,11 +235,11 @@ def test_merged_export_equals_unmerged(tiny_encoder_dir, tiny_llm_dir, tmp_path)
     builder = PromptBuilder(tok, PromptConfig(), model.speech_length)
     lengths = torch.tensor([130, 88])
     feats = torch.randn(2, 130, 80) * (torch.arange(130)[None, :, None] < lengths[:, None, None])
-    batch = _batch(builder, lengths.tolist(), ["the cat", "今天"])
+    batch = _batch(builder, ["the cat", "今天"])
     prompts = [builder.build(None, {}), builder.build(None, {})]
     gen = GenerationConfig(max_new_tokens=10)
     with torch.no_grad():
-        before = model(feats, lengths, **batch).loss_llm
+        before = model(feats, lengths, *_args(batch)).loss_llm
     ids_before = model.generate(feats, lengths, prompts, gen, [tok.eos_token_id], tok.pad_token_id)
     out = export_model(model, tok, cfg, tmp_path / "export")
     assert (out / "llm" / "config.json").is_file() and (out / "encoder" / "encoder.yaml").is_file()
@@ -237,7 +247,7 @@ def test_merged_export_equals_unmerged(tiny_encoder_dir, tiny_llm_dir, tmp_path)
     loaded, loaded_cfg, loaded_tok = load_exported(out)
     assert not loaded_cfg.model.lora.enabled
     with torch.no_grad():
-        after = loaded(feats, lengths, **batch).loss_llm
+        after = loaded(feats, lengths, *_args(batch)).loss_llm
     assert torch.allclose(before, after, atol=1e-4)
     assert loaded.generate(feats, lengths, prompts, gen, [tok.eos_token_id], tok.pad_token_id) == ids_before
 
@@ -299,3 +309,72 @@ def test_full_size_configs_build_on_meta(recipe, capsys):
     assert 15 < estimate.weights_gib < 20 and estimate.total_gib < 80  # fits an 80 GB GPU
     with capsys.disabled():
         print(f"\n{recipe}:\n{report(models, estimate)}")
+
+
+def test_ctc_adapters_read_the_ctc_posteriors():
+    from wenet_llm.models.llm.adapter import CTCCompressAdapter, CTCPosteriorAdapter, unit_mixing_matrix
+
+    torch.manual_seed(0)
+    v, e, d = 4, 6, 5  # units: 0 blank, 1 A, 2 B, 3 C
+    table = torch.randn(v, e)
+    table[0] = 0
+    best = torch.tensor([[0, 1, 1, 0, 2, 2, 1, 0], [3, 3, 0, 0, 0, 0, 0, 0]])  # (B, T')
+    lengths = torch.tensor([8, 5])
+    logp = torch.log_softmax(torch.nn.functional.one_hot(best, v).float() * 6.0, dim=-1)  # peaky posteriors
+    x = torch.randn(2, 8, d)
+    post = logp.exp()
+    compress = CTCCompressAdapter(d, e, AdapterConfig(type="ctc_compress", hidden_size=7), v)
+    compress.init_unit_embeddings(table)
+    out = compress(x, lengths, logp)
+    assert out.lengths.tolist() == [3, 1]  # runs: A (frames 1-2), B (4-5), A (6); then C (0-1)
+    runs = [[1, 2], [4, 5], [6]]
+    for j, frames in enumerate(runs):  # the run's mean posterior times the table (the residual starts at zero)
+        expected = post[0, frames].mean(0) @ table
+        assert torch.allclose(out.embeds[0, j], expected, atol=1e-5)
+    assert torch.allclose(out.embeds[1, 0], post[1, [0, 1]].mean(0) @ table, atol=1e-5)
+    assert torch.all(out.embeds[1, 1:] == 0)
+    silent = compress(x[:1], torch.tensor([8]), torch.log_softmax(torch.zeros(1, 8, v).index_fill_(2, torch.tensor([0]), 9.0), -1))
+    assert silent.lengths.tolist() == [0] and silent.embeds.shape[1] == 0  # all blank: no position
+    frames = CTCPosteriorAdapter(d, e, AdapterConfig(type="ctc_posterior", downsample=2, hidden_size=7), v)
+    frames.init_unit_embeddings(table)
+    out = frames(x, lengths, logp)
+    assert out.lengths.tolist() == [4, 3]
+    assert torch.allclose(out.embeds[0, 2], (post[0, 4] + post[0, 5]) @ table, atol=1e-5)
+    assert torch.all(out.embeds[1, 3:] == 0)
+    # A unit's start embedding is the mean of its text's token embeddings (specials: zero).
+    mix = unit_mixing_matrix([[], [2], [1, 3]], 4)
+    assert mix.tolist() == [[0, 0, 0, 0], [0, 0, 1, 0], [0, 0.5, 0, 0.5]]
+
+
+def test_compressing_model_trains_and_decodes(tiny_encoder_dir, tiny_llm_dir):
+    from wenet_llm.data.tokenizer import read_units
+
+    units = read_units(tiny_encoder_dir / "units.txt")
+    cfg = from_dict(LLMASRModelConfig, {"encoder_dir": str(tiny_encoder_dir),
+                                        "llm": {"path": str(tiny_llm_dir), "dtype": "fp32"},
+                                        "adapter": {"type": "ctc_compress", "hidden_size": 24},
+                                        "trainable": ["encoder", "adapter"], "ctc_weight": 0.3})
+    tok = load_tokenizer(tiny_llm_dir)
+    model = LLMASRModel(load_encoder(tiny_encoder_dir), load_llm(cfg.llm), cfg, tok, units=units,
+                        english_case="lower")
+    letter = units.index("A")
+    expected = model.embedding.weight[tok.encode("a", add_special_tokens=False)].mean(0)
+    assert torch.allclose(model.adapter.unit_embed[letter], expected)
+    assert torch.all(model.adapter.unit_embed[0] == 0)  # blank
+    builder = PromptBuilder(tok, PromptConfig(english_case="lower"), model.speech_length)
+    torch.manual_seed(2)
+    lengths = torch.tensor([160, 100])
+    feats = torch.randn(2, 160, 80) * 3 * (torch.arange(160)[None, :, None] < lengths[:, None, None])
+    batch = _batch(builder, ["THE CAT", "今天"])
+    ctc = torch.tensor([[3, 4, 5], [6, 7, -1]])
+    out = model.train()(feats, lengths, *_args(batch), ctc, torch.tensor([3, 2]))
+    assert out.loss_ctc is not None and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.adapter.unit_embed.grad is not None
+    model.eval()
+    prompts = [builder.build(None, {}), builder.build(None, {})]
+    gen = GenerationConfig(max_new_tokens=6)
+    batched = model.generate(feats, lengths, prompts, gen, [tok.eos_token_id], tok.pad_token_id)
+    single = [model.generate(feats[i:i + 1, : int(lengths[i])], lengths[i:i + 1], prompts[i:i + 1], gen,
+                             [tok.eos_token_id], tok.pad_token_id)[0] for i in range(2)]
+    assert batched == single

@@ -158,8 +158,8 @@ def test_librispeech_stages_0_1(tmp_path):
     check_logs_and_markers(data, tmp_path / "exp", ["data_prep/log/prepare_librispeech.log",
                                                     "tokenizer/log/make_tokenizer.log", "cmvn/log/compute_cmvn.log"])
     # Stage 1 with another vocabulary size must not silently reuse the finished stage.
-    proc = run_recipe("librispeech", "--stage", "1", "--bpe_vocab_size", "30", "--data", str(data),
-                      "--exp", str(tmp_path / "exp"))
+    proc = run_recipe("librispeech", "--stage", "1", "--stop_stage", "1", "--bpe_vocab_size", "30",
+                      "--data", str(data), "--exp", str(tmp_path / "exp"))
     assert proc.returncode == 1 and "was made with other options" in proc.stderr
 
 
@@ -183,9 +183,9 @@ def test_missing_corpus_dir(recipe, tmp_path):
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_unimplemented_stage(recipe, tmp_path):
-    proc = run_recipe(recipe, "--corpus_dir", str(tmp_path), "--stop_stage", "4", "--data", str(tmp_path / "data"))
+    proc = run_recipe(recipe, "--corpus_dir", str(tmp_path), "--stop_stage", "6", "--data", str(tmp_path / "data"))
     assert proc.returncode == 1
-    assert "stages after 3 are not implemented in this recipe yet (asked for --stop_stage 4)" in proc.stderr
+    assert "stages after 5 are not implemented in this recipe yet (asked for --stop_stage 6)" in proc.stderr
     assert not (tmp_path / "data").exists()
 
 

@@ -31,13 +31,23 @@ def config_block(recipe: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in re.finditer(r"^([A-Za-z_]\w*)=(\"[^\"]*\"|\S*)", block, re.M)]
 
 
+def last_implemented_stage() -> int:
+    """The last stage every recipe implements (each calls check_recipe_options N)."""
+    last = {int(m) for run_sh in REPO.glob("examples/*/s0/run.sh")
+            for m in re.findall(r"^check_recipe_options (\d+)$", run_sh.read_text(), re.M)}
+    assert len(last) == 1, f"recipes disagree on their last stage: {last}"
+    return last.pop()
+
+
+LAST = last_implemented_stage()
 BAD_STAGES = [
-    (["--stage", "abc"], "--stage must be a stage number (0-3), got 'abc'"),
-    (["--stop_stage", "2x"], "--stop_stage must be a stage number (0-3), got '2x'"),
-    (["--stage", "-1"], "--stage must be a stage number (0-3), got '-1'"),
+    (["--stage", "abc"], f"--stage must be a stage number (0-{LAST}), got 'abc'"),
+    (["--stop_stage", "2x"], f"--stop_stage must be a stage number (0-{LAST}), got '2x'"),
+    (["--stage", "-1"], f"--stage must be a stage number (0-{LAST}), got '-1'"),
     (["--stage", "3", "--stop_stage", "1"], "--stage 3 is after --stop_stage 1, so no stage would run"),
-    (["--stage", "7"], "stages after 3 are not implemented in this recipe yet (asked for --stage 7)"),
-    (["--stop_stage", "5"], "stages after 3 are not implemented in this recipe yet (asked for --stop_stage 5)"),
+    (["--stage", "9"], f"stages after {LAST} are not implemented in this recipe yet (asked for --stage 9)"),
+    (["--stop_stage", str(LAST + 1)],
+     f"stages after {LAST} are not implemented in this recipe yet (asked for --stop_stage {LAST + 1})"),
 ]
 
 

@@ -21,6 +21,8 @@ def get_parser() -> ArgumentParser:
     p.add_argument("--exp-dir", required=True, help="checkpoints, logs and the resolved config")
     p.add_argument("--data-dir", default=None, help="a recipe's data dir: sets data.train/dev to <dir>/{train,dev}")
     p.add_argument("--data-format", default="raw", choices=["raw", "shar"], help="with --data-dir: lists or Shar")
+    p.add_argument("--train-split", default="train", help="with --data-dir: the training split (e.g. train_ctx)")
+    p.add_argument("--dev-split", default="dev", help="with --data-dir: the validation split (e.g. dev_ctx)")
     p.add_argument("--encoder-dir", default=None, help="sets model.encoder_dir (stage 3's export)")
     p.add_argument("--llm-path", default=None, help="sets model.llm.path (a local Hugging Face model directory)")
     p.add_argument("--init-from", default=None, help="sets train.init_from (the previous stage's exp dir)")
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train_llm: {e}", file=sys.stderr)
         return 2
     if args.data_dir:
-        cfg = with_data_dir(cfg, args.data_dir, args.data_format)
+        cfg = with_data_dir(cfg, args.data_dir, args.data_format, args.train_split, args.dev_split)
     try:
         cfg = set_paths(cfg, args.encoder_dir, args.llm_path, args.init_from)
     except (ValueError, FileNotFoundError) as e:

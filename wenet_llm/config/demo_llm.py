@@ -36,6 +36,41 @@ class TinyLLMSize:
 
 
 @dataclass
+class SpelledSpeechConfig:
+    """Text-only "spelled speech" samples (see wenet_llm.models.llm.spelled): a sentence spelled in the
+    AED's CTC units, spread over 40 ms frames with blanks between the units, with recognition-like errors,
+    grouped into the SFT adapter's positions. For a CTC-compressing adapter (one position per heard unit)
+    set the gap and edge ranges to [0, 0] and downsample to 1."""
+
+    fraction: float = 0.0  # share of sentences laid out as spelled speech (0: none)
+    # Share of extra samples with no speech position and an empty answer: what silence gives a
+    # CTC-compressing adapter, so the LLM answers nothing to it rather than a sentence of its prior.
+    empty_fraction: float = 0.0
+    downsample: int = 2  # encoder frames per LLM position: the SFT stages' adapter.downsample
+    zh_gap_frames: tuple[int, int] = (2, 6)  # blank frames before each unit (range): Mandarin ~4-5 chars/s
+    en_gap_frames: tuple[int, int] = (0, 2)  # English letters come ~13 per second
+    edge_frames: tuple[int, int] = (1, 8)  # silence before and after
+    substitute: float = 0.04  # unit replaced by a random one of its language
+    delete: float = 0.02
+    insert: float = 0.02
+    confuse: float = 0.3  # share of units whose weight is split with a random unit
+    min_weight: float = 0.6  # the heard unit's weight is drawn from [min_weight, 1]
+
+    def validate(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0 or not 0.0 <= self.empty_fraction < 1.0 or self.downsample < 1:
+            raise ValueError("fraction and empty_fraction must be in [0, 1] and downsample >= 1")
+        for name in ("zh_gap_frames", "en_gap_frames", "edge_frames"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name} must be a range [lo, hi] with 0 <= lo <= hi")
+        for name in ("substitute", "delete", "insert", "confuse"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1)")
+        if not 0.0 < self.min_weight <= 1.0:
+            raise ValueError("min_weight must be in (0, 1]")
+
+
+@dataclass
 class DemoLLMConfig:
     num_sentences: int = 60000  # generated sentences, besides the training transcripts
     seed: int = 1  # of the sentence generator (the corpus uses its own seed)
@@ -53,6 +88,7 @@ class DemoLLMConfig:
     # LM knows where an answer starts and that it ends with <|im_end|>.
     pack_tokens: int = 128
     chat_fraction: float = 0.25
+    spelled: SpelledSpeechConfig = field(default_factory=SpelledSpeechConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
@@ -62,3 +98,5 @@ class DemoLLMConfig:
             raise ValueError("0 < min_target_seconds <= max_target_seconds is required")
         if not 0.0 <= self.chat_fraction <= 1.0 or self.pack_tokens < 8 or self.pack_tokens > self.max_tokens:
             raise ValueError("chat_fraction must be in [0, 1] and 8 <= pack_tokens <= max_tokens")
+        if self.chat_fraction + self.spelled.fraction > 1.0:
+            raise ValueError("chat_fraction + spelled.fraction must be <= 1 (the rest is packed plain text)")

@@ -26,18 +26,30 @@ class AdapterConfig:
       Linear -> ReLU -> Linear to the LLM hidden size.
     conv1d: a strided Conv1d (kernel = stride = ``downsample``) instead of the frame stacking,
       then ReLU -> Linear.
+    ctc_posterior: each frame's CTC posteriors (from the encoder's own CTC layer) times a learned
+      embedding per CTC unit, initialised from the LLM's token embeddings of the unit's text, summed over
+      ``downsample`` frames; plus the stack adapter on the hidden states, its output layer starting at
+      zero (a warm start: the LLM first reads the units the encoder heard).
+    ctc_compress: like ctc_posterior, but one position per run of frames whose CTC argmax is the same
+      non-blank unit (CTC compression): the posteriors and hidden states of a run are averaged, blank
+      frames are dropped, so a position is one heard unit, in order, and silence gives no position.
+      ``downsample`` only sizes the estimate of positions used to bound batches by tokens.
     """
 
-    type: Literal["stack", "conv1d"] = "stack"
+    type: Literal["stack", "conv1d", "ctc_posterior", "ctc_compress"] = "stack"
     downsample: int = 2
     hidden_size: int = 2048
     dropout: float = 0.0
+    # ctc_posterior only: temperature of the CTC posteriors (1: the encoder's own distribution).
+    posterior_temperature: float = 1.0
 
     def validate(self) -> None:
         if self.downsample < 1 or self.hidden_size < 1:
             raise ValueError(f"downsample and hidden_size must be >= 1, got {self.downsample}, {self.hidden_size}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.posterior_temperature <= 0:
+            raise ValueError(f"posterior_temperature must be > 0, got {self.posterior_temperature}")
 
 
 @dataclass

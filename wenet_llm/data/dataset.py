@@ -9,8 +9,8 @@ noise, fbank, SpecAugment; WeNet's order) -> :class:`Batch`.
 The AED stage passes a tokenizer and gets padded token ids. The LLM stages also pass a
 ``text_processor`` (their prompt builder): called in the DataLoader workers with the transcript,
 the context fields (hotwords, topic, recording, summary) and the number of feature frames, it returns
-the model's text inputs (prompt ids, labels, speech positions), which :func:`collate` pads into
-``Batch.text_inputs``. Augmentation randomness is a function of (seed, epoch, utterance id), so a
+the model's text inputs (e.g. the prompt's id runs), which :func:`collate` pads into
+``Batch.text_inputs`` with a ``<key>_lengths`` tensor beside each. Augmentation randomness is a function of (seed, epoch, utterance id), so a
 batch is the same whichever worker builds it and after a resume.
 
 A failing or out-of-range utterance never stops training: it is skipped, returned in
@@ -74,8 +74,8 @@ class Batch:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (key, reason, detail)
     audio_seconds: float = 0.0
     # text_processor outputs, each (B, L) padded with its pad value (LLM stages)
-    text_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
-    num_tokens: int = 0  # unpadded sequence positions of text_inputs (for tokens/s)
+    text_inputs: dict[str, torch.Tensor] = field(default_factory=dict)  # and "<key>_lengths" (B,) for each
+    num_tokens: int = 0  # unpadded text ids of text_inputs (for tokens/s)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -261,12 +261,13 @@ def collate(items: list[dict], skipped: list[tuple[str, str, str]], pad_values: 
         pad_values = pad_values or {}
         for key in items[0]["text_inputs"]:
             rows = [it["text_inputs"][key] for it in items]
-            padded = torch.full((len(rows), max(len(r) for r in rows)), pad_values.get(key, 0), dtype=torch.long)
+            padded = torch.full((len(rows), max(1, max(len(r) for r in rows))), pad_values.get(key, 0),
+                                dtype=torch.long)
             for i, row in enumerate(rows):
                 padded[i, : len(row)] = torch.tensor(row, dtype=torch.long)
             batch.text_inputs[key] = padded  # (B, L)
-        first = next(iter(items[0]["text_inputs"]))
-        batch.num_tokens = sum(len(it["text_inputs"][first]) for it in items)
+            batch.text_inputs[f"{key}_lengths"] = torch.tensor([len(r) for r in rows], dtype=torch.long)  # (B,)
+        batch.num_tokens = sum(len(v) for it in items for v in it["text_inputs"].values())
     return batch
 
 

@@ -1,6 +1,8 @@
 """Text-only batches for language-model training (the demo's base LLM), in the trainer's stream interface.
 
-Samples are already tokenized (``{"input_ids": [...], "labels": [...]}``; labels -100 where no loss).
+Samples are already tokenized (``{"input_ids": [...], "labels": [...]}``; labels -100 where no loss);
+further per-position fields (e.g. the spelled-speech unit slots of the demo LM) are padded with
+``extra_pad[key]`` (a float pad value makes a float tensor) and missing ones are all padding.
 Each epoch shuffles them (a function of seed and epoch), sorts within windows of similar length and cuts
 batches of at most ``max_tokens`` padded positions, so a resumed run sees exactly the batches an
 uninterrupted one would.
@@ -25,6 +27,7 @@ class TextBatch:
     num_tokens: int = 0  # unpadded positions
     audio_seconds: float = 0.0
     skipped: list = field(default_factory=list)
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # (B, L) each
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -32,7 +35,7 @@ class TextBatch:
 
 class TextStream:
     def __init__(self, samples: Sequence[dict], max_tokens: int, pad_id: int, shuffle: bool = True, seed: int = 0,
-                 window: int = 100, rank: int = 0, world_size: int = 1):
+                 window: int = 100, rank: int = 0, world_size: int = 1, extra_pad: dict | None = None):
         if max_tokens <= 0:
             raise ValueError(f"max_tokens must be > 0, got {max_tokens}")
         longest = max((len(s["input_ids"]) for s in samples), default=0)
@@ -41,6 +44,7 @@ class TextStream:
         self.samples, self.max_tokens, self.pad_id = list(samples), max_tokens, pad_id
         self.shuffle, self.seed, self.window = shuffle, seed, window
         self.rank, self.world_size = rank, world_size
+        self.extra_pad = dict(extra_pad or {})
         self.epoch, self.batches_done = 0, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -81,7 +85,15 @@ class TextStream:
             ids[b, :n] = torch.tensor(r["input_ids"])
             labels[b, :n] = torch.tensor(r["labels"])
             mask[b, :n] = 1
-        return TextBatch(ids, labels, mask, num_tokens=int(mask.sum()))
+        extra = {}
+        for key, pad in self.extra_pad.items():
+            dtype = torch.float32 if isinstance(pad, float) else torch.long
+            values = torch.full((len(rows), length), pad, dtype=dtype)
+            for b, r in enumerate(rows):
+                if key in r:
+                    values[b, : len(r[key])] = torch.tensor(r[key], dtype=dtype)
+            extra[key] = values
+        return TextBatch(ids, labels, mask, num_tokens=int(mask.sum()), extra=extra)
 
     def __iter__(self) -> Iterator[TextBatch]:
         batches = self.batches()

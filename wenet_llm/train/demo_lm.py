@@ -22,13 +22,17 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
-from wenet_llm.config.demo_llm import DemoLLMConfig
+from wenet_llm.config.demo_llm import DemoLLMConfig, SpelledSpeechConfig
 from wenet_llm.synth import demo_text
 from wenet_llm.data.formats import iter_entries
+from wenet_llm.data.text_norm import has_hanzi
+from wenet_llm.data.tokenizer import load_tokenizer as load_unit_tokenizer
+from wenet_llm.data.tokenizer import read_units
 from wenet_llm.data.text_data import TextStream
-from wenet_llm.models.llm.prompt import IGNORE_INDEX, PromptBuilder, apply_case
+from wenet_llm.models.llm.adapter import unit_texts, unit_token_ids
+from wenet_llm.models.llm.prompt import PromptBuilder, apply_case
+from wenet_llm.models.llm.spelled import SLOTS, SpelledSpeechLM, slot_keys
 from wenet_llm.models.llm.qwen_tokenizer import save_vocab_map
 from wenet_llm.models.llm.tiny_qwen import build_tiny_qwen
 from wenet_llm.train.trainer import Trainer, resolve_init_from, seed_everything
@@ -101,47 +105,106 @@ def training_entities(corpus_dir: str | Path) -> dict[str, list[tuple[str, str]]
     return {lang: sorted(v) for lang, v in out.items()}
 
 
-def lm_step(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
-    """Next-token cross-entropy on the labelled positions."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
-    shift_logits, shift_labels = logits[:, :-1].float(), batch.labels[:, 1:]
-    target = shift_labels != IGNORE_INDEX
-    n = target.sum().clamp(min=1)
-    loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-                           ignore_index=IGNORE_INDEX, reduction="sum") / n
-    acc = ((shift_logits.argmax(-1) == shift_labels) & target).sum() / n
-    return {"loss": loss, "acc": acc.detach()}
+def spell(unit_ids: Sequence[int], pool: Sequence[int], rng: random.Random, cfg: SpelledSpeechConfig,
+          gap: tuple[int, int]) -> list[list[tuple[int, float]]]:
+    """Frames of spelled speech: per frame the (unit, weight) pairs heard there ([] = blank)."""
+    frames: list[list[tuple[int, float]]] = [[] for _ in range(rng.randint(*cfg.edge_frames))]
+
+    def spike(unit: int) -> None:
+        frames.extend([] for _ in range(rng.randint(*gap)))
+        weight = rng.uniform(cfg.min_weight, 1.0)
+        heard = [(unit, weight)]
+        if pool and rng.random() < cfg.confuse:
+            heard.append((rng.choice(pool), 1.0 - weight))
+        frames.append(heard)
+
+    for unit in unit_ids:
+        if pool and rng.random() < cfg.insert:
+            spike(rng.choice(pool))
+        if rng.random() < cfg.delete:
+            continue
+        spike(rng.choice(pool) if pool and rng.random() < cfg.substitute else unit)
+    frames.extend([] for _ in range(rng.randint(*cfg.edge_frames)))
+    return frames
 
 
-def lm_samples(builder: PromptBuilder, texts: Sequence[str], chat_fraction: float, pack_tokens: int,
-               seed: int = 0) -> list[dict]:
-    """Training rows: a ``chat_fraction`` of ``texts`` in the SFT chat layout (no speech positions), the
-    rest packed back to back with ``<|im_end|>`` after each sentence into rows of ``pack_tokens``."""
-    rng = random.Random(f"wenet_llm.demo_lm.samples/{seed}")
+def group_positions(frames: list[list[tuple[int, float]]], k: int, slots: int) -> list[list[tuple[int, float]]]:
+    """Group frames k by k into positions; each keeps its ``slots`` heaviest (unit, weight) pairs."""
+    out = []
+    for start in range(0, len(frames), k):
+        heard = [p for frame in frames[start:start + k] for p in frame]
+        out.append(sorted(heard, key=lambda p: -p[1])[:slots])
+    return out
+
+
+def spelled_sample(builder: PromptBuilder, text: str, units, pools: dict[str, list[int]], rng: random.Random,
+                   cfg: SpelledSpeechConfig) -> dict:
+    """One spelled-speech sample: the chat layout with speech positions carrying unit slots."""
+    lang = "zh" if has_hanzi(text) else "en"
+    frames = spell(units.encode(text), pools[lang], rng, cfg, cfg.zh_gap_frames if lang == "zh" else cfg.en_gap_frames)
+    positions = group_positions(frames, cfg.downsample, SLOTS)
+    row = builder.layout(builder.build(text, {}), len(positions))
+    start = row["speech_mask"].index(1) if positions else 0
+    for i in range(SLOTS):
+        row[f"unit{i}"] = [-1] * len(row["input_ids"])
+        row[f"weight{i}"] = [0.0] * len(row["input_ids"])
+        for j, heard in enumerate(positions):
+            if i < len(heard):
+                row[f"unit{i}"][start + j], row[f"weight{i}"][start + j] = heard[i]
+    return row
+
+
+def lm_samples(builder: PromptBuilder, texts: Sequence[str], cfg: DemoLLMConfig, units=None,
+               pools: dict[str, list[int]] | None = None) -> list[dict]:
+    """Training rows: ``cfg.spelled.fraction`` of ``texts`` as spelled speech, ``cfg.chat_fraction`` in the SFT
+    chat layout without speech, the rest packed back to back with ``<|im_end|>`` after each sentence into
+    rows of ``cfg.pack_tokens`` (loss on every token: the language at full speed)."""
+    rng = random.Random(f"wenet_llm.demo_lm.samples/{cfg.seed}")
     tok, eos = builder.tokenizer, builder.eos_id
     rows, packed, current = [], [], []
     for text in texts:
-        if rng.random() < chat_fraction:
+        draw = rng.random()
+        if draw < cfg.spelled.fraction and units is not None:
+            rows.append(spelled_sample(builder, text, units, pools or {}, rng, cfg.spelled))
+            continue
+        if draw < cfg.spelled.fraction + cfg.chat_fraction:
             rows.append(builder.layout(builder.build(text, {}), 0))
             continue
-        ids = tok.encode(builder.target_text(text), add_special_tokens=False)[: pack_tokens - 1] + [eos]
-        if len(current) + len(ids) > pack_tokens:
+        ids = tok.encode(builder.target_text(text), add_special_tokens=False)[: cfg.pack_tokens - 1] + [eos]
+        if len(current) + len(ids) > cfg.pack_tokens:
             packed.append(current)
             current = []
         current = current + ids
     if current:
         packed.append(current)
     rows += [{"input_ids": ids, "labels": list(ids)} for ids in packed]
+    empty = builder.layout(builder.build("", {}), 0)  # no speech position -> only the end of the turn
+    rows += [dict(empty) for _ in range(int(round(cfg.spelled.empty_fraction * len(texts))))]
     return rows
 
 
-def chat_samples(builder: PromptBuilder, texts: Sequence[str]) -> list[dict]:
-    """The chat layout of every text (the validation rows: what the SFT stages' prior looks like)."""
-    return [builder.layout(builder.build(t, {}), 0) for t in texts]
+def unit_pools(unit_list: Sequence[str]) -> dict[str, list[int]]:
+    """The unit ids a recognition error may produce, per language (Hanzi; English letters and apostrophe)."""
+    zh = [i for i, u in enumerate(unit_list) if len(u) == 1 and has_hanzi(u)]
+    en = [i for i, u in enumerate(unit_list) if len(u) == 1 and (u.isascii() and (u.isalpha() or u == "'"))]
+    return {"zh": zh, "en": en}
+
+
+def lm_step(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
+    """The trainer's step function of :class:`SpelledSpeechLM` on text batches."""
+    extra = batch.extra
+    units = weights = None
+    if "unit0" in extra:
+        units = torch.stack([extra[f"unit{i}"] for i in range(SLOTS)], dim=-1)  # (B, L, S)
+        weights = torch.stack([extra[f"weight{i}"] for i in range(SLOTS)], dim=-1)
+    return model(batch.input_ids, batch.attention_mask, batch.labels, extra.get("speech_mask"), units, weights)
 
 
 def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path, num_jobs: int = 1) -> Path:
-    """Build and pre-train the demo LLM; returns the Hugging Face directory ``<exp_dir>/model``."""
+    """Build and pre-train the demo LLM; returns the Hugging Face directory ``<exp_dir>/model``.
+
+    With ``cfg.spelled.fraction`` > 0 the AED's units (``<data_dir>/lang/units.txt``, stage 1) spell the
+    spelled-speech samples."""
     exp = Path(exp_dir)
     seed_everything(cfg.train.seed)
     splits = read_split_texts(data_dir)
@@ -151,22 +214,38 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
     logger.info("LM text: %d generated sentences + %d training transcripts (%d held-out transcripts excluded)",
                 len(sentences), len(train_texts), len(held_out))
     case = cfg.prompt.english_case
+    units = unit_list = None
+    if cfg.spelled.fraction > 0:
+        units_path = Path(data_dir) / "lang" / "units.txt"
+        units, unit_list = load_unit_tokenizer(units_path), read_units(units_path)
     every_text = [apply_case(t, case) for t in sentences + train_texts + sorted(held_out)]
     every_text += [cfg.prompt.instruction, cfg.prompt.hotwords_prefix, cfg.prompt.summary_prefix, cfg.prompt.system]
     every_text += [apply_case(w, case) for lang in demo_text.LANGS for w in sorted(demo_text.vocabulary(lang))]
+    every_text += unit_texts(unit_list or [], case)  # every unit's text is a token: the adapter's warm start
     model, tokenizer = build_tiny_qwen(every_text, exp / "base", cfg.size, seed=cfg.train.seed)
     logger.info("tokenizer: %d entries (trimmed from Qwen3's 151,669); model: %s parameters", len(tokenizer),
                 f"{sum(p.numel() for p in model.parameters()):,}")
     builder = PromptBuilder(tokenizer, cfg.prompt)
-    samples = lm_samples(builder, sentences + train_texts, cfg.chat_fraction, cfg.pack_tokens, cfg.seed)
-    train = TextStream(samples, cfg.max_tokens, tokenizer.pad_token_id, seed=cfg.train.seed)
+    pools = unit_pools(unit_list) if unit_list else {}
+    samples = lm_samples(builder, sentences + train_texts, cfg, units, pools)
+    pad = {"speech_mask": 0, **{k: (0.0 if k.startswith("weight") else -1) for k in slot_keys()}}
+    train = TextStream(samples, cfg.max_tokens, tokenizer.pad_token_id, seed=cfg.train.seed, extra_pad=pad)
     dev_texts = [e["txt"] for e in splits.get("dev", []) if e.get("txt")]
-    dev = TextStream(chat_samples(builder, dev_texts), cfg.max_tokens, tokenizer.pad_token_id, shuffle=False) \
-        if dev_texts else None
-    logger.info("LM training rows: %d (%d tokens)", len(samples), sum(len(s["input_ids"]) for s in samples))
-    Trainer(model, lm_step, cfg.train, exp / "train", config=cfg).fit(train, dev)
-    weights = torch.load(resolve_init_from(exp / "train"), map_location="cpu", weights_only=True)
-    model.load_state_dict(weights)
+    dev_rows = []
+    rng = random.Random(f"wenet_llm.demo_lm.dev/{cfg.seed}")
+    for text in dev_texts:  # what SFT starts from: reading spelled speech (or the chat prior without it)
+        dev_rows.append(spelled_sample(builder, text, units, pools, rng, cfg.spelled) if units is not None
+                        else builder.layout(builder.build(text, {}), 0))
+    dev = TextStream(dev_rows, cfg.max_tokens, tokenizer.pad_token_id, shuffle=False, extra_pad=pad) \
+        if dev_rows else None
+    kinds = {"spelled": sum("unit0" in r for r in samples), "chat": sum("speech_mask" in r and "unit0" not in r
+                                                                       for r in samples)}
+    logger.info("LM training rows: %d (%d spelled speech, %d chat, %d packed; %d tokens)", len(samples),
+                kinds["spelled"], kinds["chat"], len(samples) - kinds["spelled"] - kinds["chat"],
+                sum(len(s["input_ids"]) for s in samples))
+    wrapper = SpelledSpeechLM(model, unit_token_ids(unit_list or [], tokenizer, case))
+    Trainer(wrapper, lm_step, cfg.train, exp / "train", config=cfg).fit(train, dev)
+    wrapper.load_state_dict(torch.load(resolve_init_from(exp / "train"), map_location="cpu", weights_only=True))
     out = exp / MODEL_DIR
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))

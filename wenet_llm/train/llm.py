@@ -26,6 +26,7 @@ from wenet_llm.config.data import FbankConfig
 from wenet_llm.config.llm import LLMExperimentConfig
 from wenet_llm.data.dataset import DataStream, SpeechDataset, load_cut_set, training_cuts
 from wenet_llm.data.tokenizer import load_tokenizer as load_unit_tokenizer
+from wenet_llm.data.tokenizer import read_units
 from wenet_llm.models.aed.export import load_encoder, load_encoder_meta
 from wenet_llm.models.llm.decoder import check_llm_dir, load_llm, load_lora_weights, load_tokenizer, save_lora
 from wenet_llm.models.llm.llm_asr import LLMASRModel
@@ -40,12 +41,14 @@ WEIGHTS_MARKER = "weights.json"
 _FEATURE_FIELDS = ("num_mel_bins", "frame_length_ms", "frame_shift_ms", "sample_rate")
 
 
-def with_data_dir(cfg: LLMExperimentConfig, data_dir: str | Path, data_format: str = "raw") -> LLMExperimentConfig:
-    """Point the config at a recipe's data dir (``<data>/{train,dev}/data.list`` or ``.../shar``, and the
-    training noise / non-speech clips of stage 0 when it made them)."""
+def with_data_dir(cfg: LLMExperimentConfig, data_dir: str | Path, data_format: str = "raw",
+                  train_split: str = "train", dev_split: str = "dev") -> LLMExperimentConfig:
+    """Point the config at a recipe's data dir (``<data>/{train,dev}/data.list`` or ``.../shar``, or other
+    splits such as stage 6's ``train_ctx``; and the training noise / non-speech clips of stage 0 when it
+    made them)."""
     from wenet_llm.train.experiments import split_paths, with_augmentation_data
 
-    train, dev = split_paths(data_dir, data_format, ("train", "dev"))
+    train, dev = split_paths(data_dir, data_format, (train_split, dev_split))
     data = with_augmentation_data(dataclasses.replace(cfg.data, train=train, dev=dev, format=data_format), data_dir)
     return dataclasses.replace(cfg, data=data)
 
@@ -97,15 +100,16 @@ def build_model(cfg: LLMExperimentConfig, gradient_checkpointing: bool = False):
     if "llm" in cfg.model.trainable and cfg.model.llm.dtype != "fp32":
         raise ValueError(f"trainable names llm but model.llm.dtype is {cfg.model.llm.dtype}: trained weights must "
                          f"be fp32 (mixed precision comes from train.precision); set model.llm.dtype: fp32")
-    model = LLMASRModel(encoder, llm, cfg.model, tokenizer)
+    units = read_units(load_encoder_meta(cfg.model.encoder_dir)["units"])
+    model = LLMASRModel(encoder, llm, cfg.model, tokenizer, units=units, english_case=cfg.prompt.english_case)
     return model, tokenizer
 
 
 def llm_step(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
     """The trainer's step function: the LLM-ASR losses of one batch."""
     t = batch.text_inputs
-    out = model(batch.feats, batch.feats_lengths, t["input_ids"], t["labels"], t["speech_mask"],
-                t["attention_mask"], batch.tokens, batch.token_lengths)
+    out = model(batch.feats, batch.feats_lengths, t["prefix"], t["prefix_lengths"], t["suffix"], t["suffix_lengths"],
+                t["target"], t["target_lengths"], batch.tokens, batch.token_lengths)
     parts = {"loss": out.loss, "loss_llm": out.loss_llm, "acc": out.acc, "loss_ctc": out.loss_ctc}
     return {k: v for k, v in parts.items() if v is not None}
 

@@ -41,13 +41,17 @@ The AISHELL-2 recipe (Mandarin, 1000 h), stages 0-5."
 
 check_recipe_options 5
 overrides=()  # filled per stage by override_args
+# Check every required input before any work.
+if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ] && [ -z "${corpus_dir}" ]; then
+  echo "run.sh: stage 0 needs --corpus_dir (the folder holding AISHELL-2/)" >&2
+  exit 1
+fi
 if [ "${stop_stage}" -ge 4 ] && [ -z "${llm_path}" ]; then
   echo "run.sh: stages 4-6 need --llm_path, a local Qwen3-8B directory (nothing is downloaded)" >&2
   exit 1
 fi
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
-  [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the folder holding AISHELL-2/)" >&2; exit 1; }
   [ -z "${hotword_dir}" ] || [ -n "${aishell1_dir}" ] || { echo "run.sh: --hotword_dir needs --aishell1_dir" >&2; exit 1; }
   if should_run 0 "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} aishell1_dir=${aishell1_dir}" \
       "prepare: ${corpus_dir} -> ${data}/{train,dev,test}"; then

@@ -43,13 +43,17 @@ The LibriSpeech recipe (English, 960 h), stages 0-5."
 
 check_recipe_options 5
 overrides=()  # filled per stage by override_args
+# Check every required input before any work.
+if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ] && [ -z "${corpus_dir}" ]; then
+  echo "run.sh: stage 0 needs --corpus_dir (the LibriSpeech/ folder)" >&2
+  exit 1
+fi
 if [ "${stop_stage}" -ge 4 ] && [ -z "${llm_path}" ]; then
   echo "run.sh: stages 4-6 need --llm_path, a local Qwen3-8B directory (nothing is downloaded)" >&2
   exit 1
 fi
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
-  [ -n "${corpus_dir}" ] || { echo "run.sh: stage 0 needs --corpus_dir (the LibriSpeech/ folder)" >&2; exit 1; }
   parts="${train_parts} ${dev_parts} ${test_parts}"
   test_dirs=${test_parts//-/_}  # prepare_corpus names a part's folder with '_' for '-'
   if should_run 0 "${data}/.stage0.done" "format=${data_format} corpus_dir=${corpus_dir} parts=${parts}" \

@@ -25,7 +25,8 @@ from torch import nn
 from wenet_llm.config.llm import GenerationConfig, LLMASRModelConfig
 from wenet_llm.models.aed.export import ExportedEncoder
 from wenet_llm.models.aed.subsampling import subsampled_length
-from wenet_llm.models.llm.adapter import AdapterOutput, build_adapter, downsampled_length
+from wenet_llm.models.llm.adapter import (AdapterOutput, build_adapter, downsampled_length, unit_embedding_matrix,
+                                          unit_token_ids)
 from wenet_llm.models.llm.decoder import apply_lora, is_peft
 from wenet_llm.models.llm.prompt import IGNORE_INDEX, PromptPieces
 
@@ -53,17 +54,24 @@ class SpeechLength:
 
 
 class LLMASRModel(nn.Module):
-    def __init__(self, encoder: ExportedEncoder, llm: nn.Module, cfg: LLMASRModelConfig, tokenizer=None):
+    def __init__(self, encoder: ExportedEncoder, llm: nn.Module, cfg: LLMASRModelConfig, tokenizer=None,
+                 units: Optional[Sequence[str]] = None, english_case: str = "keep"):
+        """``units`` (the encoder's CTC units) with ``tokenizer`` start a ctc_posterior adapter's unit embeddings
+        at the LLM's token embeddings of the units' texts (cased as the prompt's ``english_case`` says)."""
         super().__init__()
         self.cfg = cfg
         self.encoder = encoder
-        self.adapter = build_adapter(encoder.output_size, llm.config.hidden_size, cfg.adapter)
+        self.adapter = build_adapter(encoder.output_size, llm.config.hidden_size, cfg.adapter, encoder.cfg.vocab_size,
+                                     encoder.ctc.blank_id)
         if cfg.lora.enabled and not is_peft(llm):
             llm = apply_lora(llm, cfg.lora)
         self.llm = llm
         self.trainable = tuple(cfg.trainable)
         if tokenizer is not None:
             check_agreement(self, tokenizer)
+            if units is not None and hasattr(self.adapter, "init_unit_embeddings"):
+                table = unit_embedding_matrix(unit_token_ids(units, tokenizer, english_case), self.embedding.weight)
+                self.adapter.init_unit_embeddings(table)
         self._set_trainable()
 
     # -- set-up -------------------------------------------------------------------------------
@@ -104,6 +112,7 @@ class LLMASRModel(nn.Module):
 
     @property
     def speech_length(self) -> SpeechLength:
+        """Feature frames -> speech positions (an upper estimate for a CTC-compressing adapter)."""
         return SpeechLength(self.encoder.cfg.encoder_conf.input_layer, self.cfg.adapter.downsample)
 
     @property
@@ -121,39 +130,59 @@ class LLMASRModel(nn.Module):
         mask = enc.encoder_mask.squeeze(1)  # (B, T')
         lengths = mask.sum(1)
         hidden = enc.encoder_out * mask.unsqueeze(-1).to(enc.encoder_out.dtype)  # padded frames zeroed
-        speech = self.adapter(hidden, lengths)
+        if getattr(self.adapter, "uses_ctc", False):
+            speech = self.adapter(hidden, lengths, enc.ctc_log_probs)
+        else:
+            speech = self.adapter(hidden, lengths)
         return speech, enc, lengths
 
-    def splice(self, input_ids: torch.Tensor, speech_mask: torch.Tensor, speech: AdapterOutput) -> torch.Tensor:
-        """Token embeddings of input_ids (B, L) with the speech embeddings (B, N, E) at speech_mask (B, L)."""
-        embeds = self.embedding(input_ids)  # (B, L, E)
-        speech_mask = speech_mask.bool()
-        counts = speech_mask.sum(1)
-        if not torch.equal(counts.cpu(), speech.lengths.cpu()):
-            raise RuntimeError(f"speech positions in the prompt {counts.tolist()} != adapter outputs "
-                               f"{speech.lengths.tolist()}: the prompt layout and the model disagree on the "
-                               f"encoder/adapter downsampling")
-        valid = torch.arange(speech.embeds.shape[1], device=counts.device)[None, :] < speech.lengths[:, None]
-        values = speech.embeds[valid].to(embeds.dtype)  # (sum N, E), in row order as masked_scatter fills
-        return embeds.masked_scatter(speech_mask.unsqueeze(-1), values)
+    def assemble(self, speech: AdapterOutput, prefix: torch.Tensor, prefix_lengths: torch.Tensor,
+                 suffix: torch.Tensor, suffix_lengths: torch.Tensor, target: torch.Tensor,
+                 target_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training inputs, right-padded: each row is prefix, its speech positions, suffix, target.
 
-    def forward(self, feats: torch.Tensor, feats_lengths: torch.Tensor, input_ids: torch.Tensor,
-                labels: torch.Tensor, speech_mask: torch.Tensor, attention_mask: torch.Tensor,
-                ctc_tokens: Optional[torch.Tensor] = None, ctc_token_lengths: Optional[torch.Tensor] = None
-                ) -> LLMASROutput:
-        """feats (B, T, F), feats_lengths (B,), input_ids / labels / speech_mask / attention_mask (B, L)
-        right-padded (labels -100 outside the target), ctc_tokens (B, U) padded with -1 (AED units)."""
+        prefix / suffix / target (B, L_*) padded id runs with their lengths (B,); speech (B, N, E) with
+        lengths. Returns (inputs_embeds (B, L, E), attention_mask (B, L), labels (B, L): the target ids at
+        their positions, -100 elsewhere).
+        """
+        embed = self.embedding
+        pre, suf, tgt = embed(prefix), embed(suffix), embed(target)  # (B, L_*, E)
+        rows, label_rows = [], []
+        for b in range(prefix.shape[0]):
+            p, n = int(prefix_lengths[b]), int(speech.lengths[b])
+            s, t = int(suffix_lengths[b]), int(target_lengths[b])
+            rows.append(torch.cat([pre[b, :p], speech.embeds[b, :n].to(pre.dtype), suf[b, :s], tgt[b, :t]]))
+            label_rows.append(torch.cat([torch.full((p + n + s,), IGNORE_INDEX, dtype=target.dtype,
+                                                    device=target.device), target[b, :t]]))
+        length = max(r.shape[0] for r in rows)
+        inputs = pre.new_zeros(len(rows), length, pre.shape[-1])  # (B, L, E)
+        mask = torch.zeros(len(rows), length, dtype=torch.long, device=prefix.device)
+        labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=target.dtype, device=target.device)
+        for b, (r, lab) in enumerate(zip(rows, label_rows)):
+            inputs[b, : r.shape[0]] = r
+            mask[b, : r.shape[0]] = 1
+            labels[b, : lab.shape[0]] = lab
+        return inputs, mask, labels
+
+    def forward(self, feats: torch.Tensor, feats_lengths: torch.Tensor, prefix: torch.Tensor,
+                prefix_lengths: torch.Tensor, suffix: torch.Tensor, suffix_lengths: torch.Tensor,
+                target: torch.Tensor, target_lengths: torch.Tensor, ctc_tokens: Optional[torch.Tensor] = None,
+                ctc_token_lengths: Optional[torch.Tensor] = None) -> LLMASROutput:
+        """feats (B, T, F), feats_lengths (B,); the prompt's prefix / suffix / target id runs (B, L_*) with
+        their lengths (B,) (see :mod:`wenet_llm.models.llm.prompt`); ctc_tokens (B, U) padded with -1 (the
+        encoder's CTC units, for the auxiliary CTC loss)."""
         speech, enc, enc_lengths = self.encode_speech(feats, feats_lengths)
-        inputs_embeds = self.splice(input_ids, speech_mask, speech)
+        inputs_embeds, attention_mask, labels = self.assemble(speech, prefix, prefix_lengths, suffix, suffix_lengths,
+                                                              target, target_lengths)
         # The output layer runs only where a target token is predicted: with Qwen3's 151,936-entry vocabulary,
         # logits at every speech and prompt position would cost more memory and time than the decoder itself.
         hidden = self.llm.get_decoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                                         use_cache=False).last_hidden_state  # (B, L, E)
         shift_labels = labels[:, 1:]  # position t predicts token t+1
-        target = shift_labels != IGNORE_INDEX  # (B, L-1)
-        logits = self.llm.get_output_embeddings()(hidden[:, :-1][target]).float()  # (N_target, V)
-        gold = shift_labels[target]
-        num_targets = target.sum().clamp(min=1)
+        predicted = shift_labels != IGNORE_INDEX  # (B, L-1)
+        logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicted]).float()  # (N_target, V)
+        gold = shift_labels[predicted]
+        num_targets = predicted.sum().clamp(min=1)
         loss_llm = F.cross_entropy(logits, gold, reduction="sum") / num_targets
         acc = (logits.argmax(-1) == gold).sum() / num_targets
         loss, loss_ctc = loss_llm, None
@@ -234,17 +263,21 @@ class _PerRowCap:
 
 def check_agreement(model: LLMASRModel, tokenizer) -> None:
     """Encoder, adapter, LLM and tokenizer sizes agree; the message names the one that does not."""
-    d = model.encoder.output_size
-    first = next(iter(model.adapter.parameters()))
-    k = model.cfg.adapter.downsample
-    expected_in = d * k if model.cfg.adapter.type == "stack" else d
-    got_in = first.shape[1] if first.dim() == 2 else first.shape[1]
-    if got_in != expected_in:
-        raise ValueError(f"adapter input {got_in} != encoder output size {d} (x{k} stacked frames)")
+    d, k = model.encoder.output_size, model.cfg.adapter.downsample
+    adapter = model.adapter
+    stack = getattr(adapter, "residual", adapter)
+    frames = 1 if model.cfg.adapter.type == "ctc_compress" else k  # a compressing adapter reads one (mean) frame
+    if hasattr(stack, "linear1") and stack.linear1.in_features != d * frames:
+        raise ValueError(f"adapter input {stack.linear1.in_features} != encoder output size {d} x {frames} frames")
+    if hasattr(adapter, "conv") and adapter.conv.in_channels != d:
+        raise ValueError(f"adapter input {adapter.conv.in_channels} != encoder output size {d}")
     hidden = model.llm.config.hidden_size
-    out = [m for m in model.adapter.modules() if isinstance(m, nn.Linear)][-1].out_features
+    out = [m for m in adapter.modules() if isinstance(m, nn.Linear)][-1].out_features
     if out != hidden:
         raise ValueError(f"adapter output {out} != LLM hidden size {hidden}")
+    if hasattr(adapter, "unit_embed") and tuple(adapter.unit_embed.shape) != (model.encoder.cfg.vocab_size, hidden):
+        raise ValueError(f"adapter unit embeddings {tuple(adapter.unit_embed.shape)} != (CTC units "
+                         f"{model.encoder.cfg.vocab_size}, LLM hidden size {hidden})")
     rows = model.embedding.weight.shape[0]
     if len(tokenizer) > rows:
         raise ValueError(f"the tokenizer has {len(tokenizer)} entries but the LLM embedding only {rows} rows: "

@@ -13,10 +13,15 @@ speech embeddings go between them at model time. So an utterance is four id runs
     prefix (…user\\n[context]instruction)  speech (N positions)  suffix (<|im_end|>\\n<|im_start|>assistant\\n
     <think>\\n\\n</think>\\n\\n)  target (transcript ids + the end-of-turn id)
 
-Training layout (right-padded by the data collator): ``input_ids`` holds prefix, N placeholder ids,
-suffix, target; ``labels`` is IGNORE (-100) everywhere except the target; ``speech_mask`` marks the N
-speech positions; ``attention_mask`` is 1 on real positions. Generation layout: the same without the
-target, left-padded (see :meth:`LLMASRModel.generate`).
+In the data pipeline (DataLoader workers) an utterance becomes its ``prefix``, ``suffix`` and ``target``
+id runs, padded per run by the collator with their lengths beside them; the model joins them around the
+speech embeddings once it knows how many speech positions the utterance has (a CTC-compressing adapter
+decides that from the audio), right-padded for training, with the loss on the target alone; left-padded
+without the target for generation (see :class:`~wenet_llm.models.llm.llm_asr.LLMASRModel`).
+
+:meth:`PromptBuilder.layout` gives the same sequence flat (``input_ids`` with N placeholder ids,
+``labels`` IGNORE (-100) except the target, ``speech_mask``, ``attention_mask``) for text-only training
+with a known number of speech positions.
 
 The context block holds a hotword list and/or a paragraph summary; an empty context gives no block, so
 a context-free prompt is the same whether or not a context field exists.
@@ -53,7 +58,7 @@ class PromptBuilder:
     for ``num_frames`` feature frames (from :meth:`LLMASRModel.speech_length`).
     """
 
-    pad_values = {"input_ids": 0, "labels": IGNORE_INDEX, "speech_mask": 0, "attention_mask": 0}
+    pad_values = {"prefix": 0, "suffix": 0, "target": 0}  # the collator pads each run; lengths say where
 
     def __init__(self, tokenizer, cfg: PromptConfig, speech_length: Callable[[int], int] | None = None,
                  frame_shift_ms: float = 10.0):
@@ -65,8 +70,8 @@ class PromptBuilder:
         if eos is None:
             raise ValueError("the LLM tokenizer has no eos token (Qwen3: <|im_end|>); check its tokenizer_config.json")
         self.eos_id = int(eos)
-        self.pad_values = dict(self.pad_values, input_ids=int(tokenizer.pad_token_id if tokenizer.pad_token_id
-                                                              is not None else eos))
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos)
+        self.pad_values = {key: self.pad_id for key in self.pad_values}
         if getattr(tokenizer, "chat_template", None) is None:
             raise ValueError("the LLM tokenizer has no chat template; a chat model directory (e.g. Qwen3-8B) ships "
                              "one in tokenizer_config.json or chat_template.jinja")
@@ -138,7 +143,7 @@ class PromptBuilder:
 
     def layout(self, pieces: PromptPieces, num_speech: int) -> dict[str, list[int]]:
         """Training inputs of one utterance (unpadded): input_ids, labels, speech_mask, attention_mask."""
-        pad = self.pad_values["input_ids"]
+        pad = self.pad_id
         head = pieces.prefix
         body = [pad] * num_speech + pieces.suffix
         input_ids = head + body + pieces.target
@@ -149,9 +154,8 @@ class PromptBuilder:
 
     # -- the data pipeline's text-processor interface -------------------------------------------
     def __call__(self, text: str, context: dict, num_frames: int) -> dict[str, list[int]]:
-        if self.speech_length is None:
-            raise RuntimeError("PromptBuilder needs speech_length to lay out training inputs")
-        return self.layout(self.build(text, context), self.speech_length(num_frames))
+        pieces = self.build(text, context)
+        return {"prefix": pieces.prefix, "suffix": pieces.suffix, "target": pieces.target}
 
     def num_tokens(self, duration: float, text: str, context: dict) -> int:
         """Estimated sequence length of an utterance (for batching by tokens)."""
