@@ -40,6 +40,29 @@ def test_batched_equals_one_by_one(seed):
             assert single[method][0] == batched[method][i], (method, i)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 4])
+def test_batched_search_equals_the_per_utterance_reference(seed):
+    from test_aed_search import reference_attention_rescoring, reference_ctc_prefix_beam_search
+
+    model = tiny_model(seed)
+    lens = torch.tensor([120, 101, 77, 64, 40])
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(5, 120, 20, generator=g) * (torch.arange(120)[None, :, None] < lens[:, None, None])
+    methods = ["ctc_prefix_beam_search", "attention_rescoring"]
+    batched = decode_batch(model, feats, lens, methods, beam_size=4, ctc_weight=0.3)
+    with torch.no_grad():
+        enc, mask = model.encoder(feats, lens)
+        log_probs = model.ctc_log_probs(enc)
+    for b, frames in enumerate(mask.squeeze(1).sum(1).tolist()):
+        nbest = reference_ctc_prefix_beam_search(log_probs[b, :frames], 4, model.blank_id)
+        assert batched["ctc_prefix_beam_search"][b] == list(nbest[0][0])
+        best, _ = reference_attention_rescoring(model.decoder, enc[b : b + 1], mask[b : b + 1], nbest,
+                                                model.sos, model.eos, 0.3)
+        assert batched["attention_rescoring"][b] == best
+    # Not degenerate: rescoring moves away from the CTC best on some utterance.
+    assert batched["attention_rescoring"] != batched["ctc_prefix_beam_search"]
+
+
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown decoding method"):
         decode_batch(tiny_model(0), torch.zeros(1, 50, 20), torch.tensor([50]), ["beam"], 3, 0.3)

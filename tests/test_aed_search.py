@@ -1,10 +1,13 @@
-"""AED search algorithms against brute force on tiny problems."""
+"""AED search algorithms against brute force on tiny problems, and the batched searches against
+per-utterance reference implementations (the straightforward dict-based forms they replaced)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections import defaultdict
 
+import pytest
 import torch
 
 from wenet_llm.decode.aed_search import (
@@ -13,6 +16,58 @@ from wenet_llm.decode.aed_search import (
     ctc_greedy_search,
     ctc_prefix_beam_search,
 )
+
+
+NEG_INF = -float("inf")
+
+
+def _log_add(*values: float) -> float:
+    top = max(values)
+    if top == NEG_INF:
+        return NEG_INF
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def reference_ctc_prefix_beam_search(log_probs, beam_size, blank_id=0):
+    """log_probs (T', V) of one utterance -> n-best [(prefix, log-prob)], best first (one utterance,
+    Python dicts: what the batched search must reproduce)."""
+    beams = {(): (0.0, NEG_INF)}
+    for t in range(log_probs.shape[0]):
+        frame = log_probs[t]
+        top_logp, top_ids = frame.topk(min(beam_size, frame.shape[0]))
+        nxt = defaultdict(lambda: [NEG_INF, NEG_INF])
+        for prefix, (pb, pnb) in beams.items():
+            for logp, token in zip(top_logp.tolist(), top_ids.tolist()):
+                if token == blank_id:
+                    entry = nxt[prefix]
+                    entry[0] = _log_add(entry[0], pb + logp, pnb + logp)
+                    continue
+                last = prefix[-1] if prefix else None
+                extended = prefix + (token,)
+                entry = nxt[extended]
+                if token == last:
+                    entry[1] = _log_add(entry[1], pb + logp)
+                    same = nxt[prefix]
+                    same[1] = _log_add(same[1], pnb + logp)
+                else:
+                    entry[1] = _log_add(entry[1], pb + logp, pnb + logp)
+        ranked = sorted(nxt.items(), key=lambda kv: _log_add(*kv[1]), reverse=True)[:beam_size]
+        beams = {prefix: (pb, pnb) for prefix, (pb, pnb) in ranked}
+    return [(prefix, _log_add(pb, pnb)) for prefix, (pb, pnb) in beams.items()]
+
+
+@torch.no_grad()
+def reference_attention_rescoring(decoder, memory, memory_mask, nbest, sos, eos, ctc_weight):
+    """One utterance (memory (1, T', D)): the decoder scores each hypothesis separately."""
+    best_hyp, best_score = [], NEG_INF
+    for hyp, ctc_score in nbest:
+        ys_in = torch.tensor([[sos, *hyp]])
+        logp = decoder(memory, memory_mask, ys_in, torch.tensor([len(hyp) + 1])).log_softmax(dim=-1)[0]
+        targets = list(hyp) + [eos]
+        score = float(logp[torch.arange(len(targets)), torch.tensor(targets)].sum()) + ctc_weight * ctc_score
+        if score > best_score:
+            best_hyp, best_score = list(hyp), score
+    return best_hyp, best_score
 
 
 def collapse(path, blank=0):
@@ -40,12 +95,38 @@ def test_prefix_beam_search_equals_brute_force():
         logp = float(sum(log_probs[t, s] for t, s in enumerate(path)))
         key = collapse(path)
         exact[key] = math.log(math.exp(exact[key]) + math.exp(logp)) if key in exact else logp
-    nbest = ctc_prefix_beam_search(log_probs, beam_size=64)  # wide enough to be exact
+    length = torch.tensor([frames])
+    nbest = ctc_prefix_beam_search(log_probs[None], length, beam_size=64)[0]  # wide enough to be exact
     ranked = sorted(exact.items(), key=lambda kv: kv[1], reverse=True)
     for (prefix, score), (true_prefix, true_score) in zip(nbest[:10], ranked[:10]):
         assert prefix == true_prefix and abs(score - true_score) < 1e-5
-    narrow = ctc_prefix_beam_search(log_probs, beam_size=3)
+    narrow = ctc_prefix_beam_search(log_probs[None], length, beam_size=3)[0]
     assert narrow[0][0] == ranked[0][0] and len(narrow) == 3
+
+
+@pytest.mark.parametrize("beam_size,vocab,sharpness", [(1, 6, 1.0), (3, 4, 3.0), (4, 3, 1.0), (5, 12, 6.0),
+                                                       (10, 30, 4.0)])
+def test_batched_prefix_beam_search_equals_reference(beam_size, vocab, sharpness):
+    g = torch.Generator().manual_seed(beam_size * 100 + vocab)
+    lengths = torch.tensor([23, 1, 17, 0, 23, 9])
+    log_probs = (torch.randn(6, 23, vocab, generator=g) * sharpness).log_softmax(-1)  # (B, T', V)
+    # Runs of the same frame make repeated tokens and prefixes that meet from different beams.
+    log_probs[:, 5:9] = log_probs[:, 4:5]
+    batched = ctc_prefix_beam_search(log_probs, lengths, beam_size)
+    for b in range(6):
+        reference = reference_ctc_prefix_beam_search(log_probs[b, : lengths[b]], beam_size)
+        assert [p for p, _ in batched[b]] == [p for p, _ in reference], b
+        assert all(abs(x - y) < 1e-9 for (_, x), (_, y) in zip(batched[b], reference)), b
+
+
+def test_batched_prefix_beam_search_keeps_the_creation_order_of_ties():
+    # One-hot frames: many candidates tie at -inf, and the order among ties decides the n-best.
+    ids = torch.tensor([[1, 1, 0, 2, 2, 1, 0, 1], [2, 0, 2, 1, 1, 1, 2, 0]])
+    log_probs = torch.nn.functional.one_hot(ids, 4).float().log()
+    lengths = torch.tensor([8, 6])
+    batched = ctc_prefix_beam_search(log_probs, lengths, beam_size=3)
+    for b in range(2):
+        assert batched[b] == reference_ctc_prefix_beam_search(log_probs[b, : lengths[b]], 3)
 
 
 class MarkovDecoder(torch.nn.Module):
@@ -108,8 +189,24 @@ def test_attention_rescoring_picks_the_best_combined_score():
         return float(sum(logp[i, t] for i, t in enumerate(list(hyp) + [eos])))
 
     for weight in (0.0, 0.5, 10.0):
-        hyp, score = attention_rescoring(decoder, memory, mask, nbest, sos, eos, ctc_weight=weight)
+        (hyp, score), = attention_rescoring(decoder, memory, mask, [nbest], sos, eos, ctc_weight=weight)
         combined = {h: att_score(h) + weight * c for h, c in nbest}
         best = max(combined, key=combined.get)
         assert tuple(hyp) == best and abs(score - combined[best]) < 1e-5
-    assert attention_rescoring(decoder, memory, mask, [], sos, eos, 0.3)[0] == []
+    assert attention_rescoring(decoder, memory, mask, [[]], sos, eos, 0.3) == [([], NEG_INF)]
+
+
+def test_batched_rescoring_equals_reference_on_a_random_model():
+    from test_aed_decode import tiny_model
+
+    model = tiny_model(2)
+    g = torch.Generator().manual_seed(5)
+    memory = torch.randn(3, 12, 16, generator=g)
+    mask = torch.arange(12)[None, None, :] < torch.tensor([12, 7, 9])[:, None, None]  # (B, 1, T')
+    nbests = [[(tuple(torch.randint(0, 7, (n,), generator=g).tolist()), -float(n)) for n in (3, 0, 6, 2)],
+              [], [((1, 2, 3), -2.0), ((4,), -0.5)]]
+    batched = attention_rescoring(model.decoder, memory, mask, nbests, model.sos, model.eos, 0.3)
+    for b in range(3):
+        ref_hyp, ref_score = reference_attention_rescoring(model.decoder, memory[b : b + 1], mask[b : b + 1],
+                                                           nbests[b], model.sos, model.eos, 0.3)
+        assert batched[b][0] == ref_hyp and (batched[b][1] == ref_score or abs(batched[b][1] - ref_score) < 1e-4)

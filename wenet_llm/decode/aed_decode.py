@@ -48,18 +48,12 @@ def decode_batch(model: ASRModel, feats: torch.Tensor, feats_lengths: torch.Tens
     if "attention" in methods:
         out["attention"] = attention_beam_search(model.decoder, enc, mask, beam_size, model.sos, model.eos)
     if "ctc_prefix_beam_search" in methods or "attention_rescoring" in methods:
-        prefix, rescored = [], []
-        for b in range(enc.shape[0]):
-            nbest = ctc_prefix_beam_search(log_probs[b, : int(lengths[b])], beam_size, model.blank_id)
-            prefix.append(list(nbest[0][0]) if nbest else [])
-            if "attention_rescoring" in methods:
-                best, _ = attention_rescoring(model.decoder, enc[b : b + 1], mask[b : b + 1], nbest,
-                                              model.sos, model.eos, ctc_weight)
-                rescored.append(best)
+        nbests = ctc_prefix_beam_search(log_probs, lengths, beam_size, model.blank_id)
         if "ctc_prefix_beam_search" in methods:
-            out["ctc_prefix_beam_search"] = prefix
+            out["ctc_prefix_beam_search"] = [list(nbest[0][0]) if nbest else [] for nbest in nbests]
         if "attention_rescoring" in methods:
-            out["attention_rescoring"] = rescored
+            rescored = attention_rescoring(model.decoder, enc, mask, nbests, model.sos, model.eos, ctc_weight)
+            out["attention_rescoring"] = [hyp for hyp, _ in rescored]
     return out
 
 
