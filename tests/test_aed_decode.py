@@ -7,7 +7,7 @@ import torch
 
 from wenet_llm.config import from_dict
 from wenet_llm.config.aed import AEDModelConfig
-from wenet_llm.decode.aed_decode import METHODS, decode_batch
+from wenet_llm.decode.aed_decode import METHODS, decode_batch, decode_device
 from wenet_llm.models.aed import ASRModel
 
 
@@ -66,3 +66,24 @@ def test_batched_search_equals_the_per_utterance_reference(seed):
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown decoding method"):
         decode_batch(tiny_model(0), torch.zeros(1, 50, 20), torch.tensor([50]), ["beam"], 3, 0.3)
+
+
+def test_decode_device():
+    assert decode_device("cpu") == torch.device("cpu")
+    assert decode_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="valid devices"):
+        decode_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="pass --device cpu"):
+            decode_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_decoding_equals_cpu():
+    model = tiny_model(0)
+    lens = torch.tensor([97, 64, 40])
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(3, 97, 20, generator=g) * (torch.arange(97)[None, :, None] < lens[:, None, None])
+    cpu = decode_batch(model, feats, lens, METHODS, beam_size=3, ctc_weight=0.3)
+    cuda = decode_batch(model.to("cuda"), feats, lens, METHODS, beam_size=3, ctc_weight=0.3)  # feats stay on CPU
+    assert cuda == cpu

@@ -73,7 +73,7 @@ def test_train_resume_average_decode_export(aed_setup, small_corpus):
     out = exp / "decode_test"
     test = root / "data" / "test" / "data.list"
     assert decode_aed.main(["--exp-dir", str(exp), "--checkpoint", str(avg), "--test", str(test),
-                            "--out", str(out), "--beam-size", "3"]) == 0
+                            "--out", str(out), "--beam-size", "3", "--device", "auto"]) == 0
     keys = sorted(e["key"] for e in formats.read_data_list(test))
     for method in ("ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring"):
         lines = (out / method / "text").read_text(encoding="utf-8").splitlines()

@@ -12,7 +12,7 @@ import sys
 import torch
 
 from wenet_llm.data.tokenizer import load_tokenizer
-from wenet_llm.decode.aed_decode import METHODS, decode_aed
+from wenet_llm.decode.aed_decode import DEVICES, METHODS, decode_aed
 from wenet_llm.train.aed import load_trained
 from wenet_llm.utils.logging import setup_logging
 
@@ -28,6 +28,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--ctc-weight", type=float, default=0.3, help="CTC weight in attention rescoring")
     p.add_argument("--max-duration", type=float, default=120.0, help="seconds of audio per batch")
     p.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cpu", choices=DEVICES,
+                   help="where to decode: cpu, cuda, or auto (cuda when one is visible, else cpu)")
     return p
 
 
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     model, cfg = load_trained(args.exp_dir, args.checkpoint)
     tokenizer = load_tokenizer(cfg.tokenizer.units, cfg.tokenizer.bpe_model)
     decode_aed(model, tokenizer, args.test, cfg.data, args.out, args.methods, args.beam_size, args.ctc_weight,
-               args.max_duration)
+               args.max_duration, args.device)
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wenet_llm.decode.aed_decode import METHODS
+from wenet_llm.decode.aed_decode import DEVICES, METHODS
 from wenet_llm.train.aed import finish_aed
 from wenet_llm.utils.logging import setup_logging
 
@@ -23,13 +23,16 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--beam-size", type=int, default=10)
     p.add_argument("--ctc-weight", type=float, default=0.3, help="CTC weight in attention rescoring")
+    p.add_argument("--device", default="cpu", choices=DEVICES,
+                   help="where to decode: cpu, cuda, or auto (cuda when one is visible, else cpu)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging()
-    finish_aed(args.exp_dir, args.num, args.data_dir, args.test_sets, args.methods, args.beam_size, args.ctc_weight)
+    finish_aed(args.exp_dir, args.num, args.data_dir, args.test_sets, args.methods, args.beam_size, args.ctc_weight,
+               args.device)
     return 0
 
 

@@ -30,16 +30,30 @@ from wenet_llm.utils.fileio import atomic_open
 logger = logging.getLogger(__name__)
 
 METHODS = ("ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def decode_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (the current CUDA device) or ``auto`` (CUDA when one is visible, else the CPU)."""
+    if name not in DEVICES:
+        raise ValueError(f"unknown decoding device {name!r}; valid devices: {list(DEVICES)}")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("decoding device cuda was asked for but no CUDA device is visible; "
+                           "pass --device cpu (or auto)")
+    return torch.device("cuda")
 
 
 @torch.no_grad()
 def decode_batch(model: ASRModel, feats: torch.Tensor, feats_lengths: torch.Tensor, methods: Sequence[str],
                  beam_size: int, ctc_weight: float) -> dict[str, list[list[int]]]:
-    """Token ids per method for one batch (B utterances)."""
+    """Token ids per method for one batch (B utterances) on the model's device (feats may be elsewhere)."""
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown decoding method(s) {unknown}; valid methods: {list(METHODS)}")
-    enc, mask = model.encoder(feats, feats_lengths)  # (B, T', D), (B, 1, T')
+    device = next(model.parameters()).device
+    enc, mask = model.encoder(feats.to(device), feats_lengths.to(device))  # (B, T', D), (B, 1, T')
     lengths = mask.squeeze(1).sum(1)
     log_probs = model.ctc_log_probs(enc)  # (B, T', V)
     out: dict[str, list[list[int]]] = {}
@@ -59,9 +73,11 @@ def decode_batch(model: ASRModel, feats: torch.Tensor, feats_lengths: torch.Tens
 
 def decode_aed(model: ASRModel, tokenizer, test_list: str | Path, data_cfg: DataConfig, out_dir: str | Path,
                methods: Sequence[str] = METHODS, beam_size: int = 10, ctc_weight: float = 0.3,
-               max_duration: float = 120.0) -> dict[str, str]:
-    """Decode ``test_list`` with every method; returns {method: Overall line}."""
+               max_duration: float = 120.0, device: str = "cpu") -> dict[str, str]:
+    """Decode ``test_list`` with every method on ``device`` (see :func:`decode_device`; the model is
+    moved there); returns {method: Overall line}."""
     out_dir = Path(out_dir)
+    model.to(decode_device(device))
     eval_cfg = dataclasses.replace(data_cfg, sampler=dataclasses.replace(data_cfg.sampler, max_duration=max_duration),
                                    filter=dataclasses.replace(data_cfg.filter, min_seconds=0.0, max_seconds=1e9))
     stream = DataStream(load_cut_set(str(test_list)), SpeechDataset(eval_cfg, train=False), eval_cfg, shuffle=False)

@@ -114,8 +114,10 @@ def load_trained(exp_dir: str | Path, checkpoint: str | Path) -> tuple[ASRModel,
 
 
 def finish_aed(exp_dir: str | Path, num: int, data_dir: str | Path, test_sets: list[str],
-               methods: list[str], beam_size: int = 10, ctc_weight: float = 0.3) -> dict[str, dict[str, str]]:
-    """Stage 3: avg_<num>.pt (best CV losses), decode_<set>/ per test set, encoder/; returns the scores."""
+               methods: list[str], beam_size: int = 10, ctc_weight: float = 0.3,
+               device: str = "cpu") -> dict[str, dict[str, str]]:
+    """Stage 3: avg_<num>.pt (best CV losses), decode_<set>/ per test set (on ``device``: cpu, cuda or
+    auto), encoder/; returns the scores."""
     exp = Path(exp_dir)
     avg = exp / f"avg_{num}.pt"
     average_model(avg, exp, num, val_best=True)
@@ -124,6 +126,6 @@ def finish_aed(exp_dir: str | Path, num: int, data_dir: str | Path, test_sets: l
     scores = {}
     for name in test_sets:
         scores[name] = decode_aed(model, tokenizer, Path(data_dir) / name / "data.list", cfg.data,
-                                  exp / f"decode_{name}", methods, beam_size, ctc_weight)
+                                  exp / f"decode_{name}", methods, beam_size, ctc_weight, device=device)
     export_encoder(model, exp / "encoder", cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(avg))
     return scores
