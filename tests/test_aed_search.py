@@ -149,32 +149,68 @@ class MarkovDecoder(torch.nn.Module):
 
 
 def brute_force_best(decoder, memory, sos, eos, vocab, max_len):
-    best, best_score = None, -float("inf")
+    """The hypothesis of at most max_len tokens with the best log-prob (with <eos>) per position."""
+    best, best_value = None, -float("inf")
     tokens = [t for t in range(vocab) if t not in (sos, eos)]
-    for length in range(0, max_len):
+    for length in range(0, max_len + 1):
         for seq in itertools.product(tokens, repeat=length):
             ys = torch.tensor([[sos, *seq]])
             logp = decoder(memory, None, ys, None).log_softmax(-1)[0]
             targets = list(seq) + [eos]
-            score = float(sum(logp[i, t] for i, t in enumerate(targets)))
-            if score > best_score:
-                best, best_score = list(seq), score
+            value = float(sum(logp[i, t] for i, t in enumerate(targets))) / len(targets)
+            if value > best_value:
+                best, best_value = list(seq), value
     return best
 
 
 def test_attention_beam_search_batched_equals_single_and_brute_force():
     vocab, sos, eos = 5, 4, 4
-    decoder = MarkovDecoder(vocab)
-    torch.manual_seed(1)
-    memory = torch.randn(3, 6, 8)
-    mask = torch.ones(3, 1, 6, dtype=torch.bool)
-    batched = attention_beam_search(decoder, memory, mask, beam_size=4, sos=sos, eos=eos, max_len=4)
-    for b in range(3):
-        single = attention_beam_search(decoder, memory[b : b + 1], mask[b : b + 1], 4, sos, eos, max_len=4)
+    decoder = MarkovDecoder(vocab, seed=2)
+    torch.manual_seed(0)
+    memory = torch.randn(4, 6, 8) * 3
+    frames = torch.tensor([6, 2, 3, 4])  # length limits 4 (max_len), 2, 3, 4
+    mask = (torch.arange(6)[None, :] < frames[:, None]).unsqueeze(1)  # (B, 1, T')
+    batched = attention_beam_search(decoder, memory, mask, beam_size=3, sos=sos, eos=eos, max_len=4)
+    assert len({tuple(h) for h in batched}) > 1, "degenerate test: identical hypotheses"
+    for b in range(4):
+        single = attention_beam_search(decoder, memory[b : b + 1], mask[b : b + 1], 3, sos, eos, max_len=4)
         assert single[0] == batched[b]
-        exact = brute_force_best(decoder, memory[b : b + 1], sos, eos, vocab, max_len=4)
-        wide = attention_beam_search(decoder, memory[b : b + 1], mask[b : b + 1], 16, sos, eos, max_len=4)
-        assert wide[0] == exact
+        limit = min(int(frames[b]), 4)
+        exact = brute_force_best(decoder, memory[b : b + 1], sos, eos, vocab, max_len=limit)
+        # 4^3 live hypotheses at most before the last step: a beam of 64 searches exhaustively.
+        wide = attention_beam_search(decoder, memory[b : b + 1], mask[b : b + 1], 64, sos, eos, max_len=4)
+        assert wide[0] == exact and len(exact) <= limit
+
+
+class SmoothedOracle(torch.nn.Module):
+    """A perfect decoder trained with label smoothing eps: 1-eps on the next reference token (the utterance's
+    id is memory[:, 0, 0]; <eos> after the reference), the rest spread over the other tokens, <eos> the
+    most likely of them (a sentence could end here) at twice the share of each other one."""
+
+    def __init__(self, targets, vocab, eos, eps=0.1):
+        super().__init__()
+        self.targets, self.vocab, self.eos, self.eps = targets, vocab, eos, eps
+
+    def forward_one_step(self, memory, memory_mask, ys, cache):
+        pos = ys.size(1) - 1
+        probs = torch.full((ys.size(0), self.vocab), self.eps / self.vocab)  # V-2 others + 2 shares for eos
+        probs[:, self.eos] = 2 * self.eps / self.vocab
+        for row, u in enumerate(memory[:, 0, 0].long().tolist()):
+            target = self.targets[u][pos] if pos < len(self.targets[u]) else self.eos
+            probs[row, target] = 1 - self.eps
+        return probs.log(), [ys.float()]
+
+
+def test_attention_beam_search_does_not_end_long_outputs_early():
+    # Raw log-probs prefer stopping at once (log(0.2/30) = -5.0) to 80 tokens of log(0.9) (-8.5).
+    vocab, eos = 30, 29
+    g = torch.Generator().manual_seed(0)
+    targets = [torch.randint(0, 29, (n,), generator=g).tolist() for n in (10, 45, 80)]
+    decoder = SmoothedOracle(targets, vocab, eos)
+    memory = torch.zeros(3, 100, 4)
+    memory[:, 0, 0] = torch.arange(3).float()
+    mask = torch.ones(3, 1, 100, dtype=torch.bool)
+    assert attention_beam_search(decoder, memory, mask, 4, eos, eos) == targets
 
 
 def test_attention_rescoring_picks_the_best_combined_score():

@@ -181,46 +181,70 @@ def attention_beam_search(decoder: AttentionDecoder, memory: torch.Tensor, memor
                           beam_size: int, sos: int, eos: int, max_len: int | None = None) -> list[list[int]]:
     """Batched beam search with the attention decoder. memory (B, T', D), memory_mask (B, 1, T').
 
-    Each utterance may produce at most as many tokens as it has valid encoder frames (or ``max_len``),
-    as when it is decoded alone: WeNet bounds every utterance by the padded batch length instead, so a
-    looping hypothesis decodes differently in a batch.
+    The beam holds beam_size live (unfinished) hypotheses per utterance. At every step each of them may
+    also end: hypothesis + <eos> is a finished candidate, valued by its log-prob divided by its length
+    (tokens + <eos>), and the best finished candidate is the result. A finished hypothesis leaves the beam.
+
+    Why per-token values: a decoder trained with label smoothing eps gives <eos> about eps/(V-1) at every
+    step and no token more than about 1-eps, so by raw log-prob stopping now (-8.9 for V=709, eps=0.1)
+    beats finishing a sentence with more than ~85 tokens to go (each at least -log(1-eps)=0.105 nats), and
+    long outputs end early. The per-token average compares a truncated and a complete hypothesis fairly.
+
+    Each utterance may produce at most as many tokens as it has valid encoder frames (or ``max_len``), as
+    when decoded alone (WeNet bounds every utterance by the padded batch length); there every live
+    hypothesis ends, paying the decoder's <eos> log-prob. An utterance stops as soon as no live hypothesis
+    can beat its best finished one (live log-probs only fall and a hypothesis has at most limit+1
+    positions, so live_best/(limit+1) bounds its value) and then leaves the batch; the result is the same
+    as with search to the limit.
     """
-    batch, frames, dim = memory.shape
-    n = batch * beam_size
-    memory = memory.unsqueeze(1).repeat(1, beam_size, 1, 1).view(n, frames, dim)  # (B*beam, T', D)
-    memory_mask = memory_mask.unsqueeze(1).repeat(1, beam_size, 1, 1).view(n, 1, frames)  # (B*beam, 1, T')
-    limits = memory_mask.sum(dim=-1)  # (B*beam, 1) valid frames: each hypothesis's length limit
+    batch, frames, _ = memory.shape
+    dev, w = memory.device, beam_size
+    limits = memory_mask.reshape(batch, frames).sum(-1)  # (B,) valid frames
     if max_len is not None:
         limits = limits.clamp(max=max_len)
-    hyps = torch.full((n, 1), sos, dtype=torch.long, device=memory.device)  # (B*beam, 1)
-    # Only the first beam of each utterance is live at the start, so the beams do not duplicate.
-    scores = torch.tensor([0.0] + [NEG_INF] * (beam_size - 1), device=memory.device).repeat(batch).unsqueeze(1)
-    ended = torch.zeros(n, 1, dtype=torch.bool, device=memory.device)
+    # Utterances still searching (U of them): their ids, limits, raw beam scores (U, W) and, per row of
+    # U*W, memory, hypothesis ([sos] + tokens) and the decoder cache.
+    utt, lim = torch.arange(batch, device=dev), limits
+    mem, mem_mask = memory.repeat_interleave(w, dim=0), memory_mask.repeat_interleave(w, dim=0)
+    hyps = torch.full((batch * w, 1), sos, dtype=torch.long, device=dev)
+    # Only the first beam is live at the start, so the beams do not duplicate.
+    scores = torch.full((batch, w), NEG_INF, device=dev)
+    scores[:, 0] = 0.0
     cache = None
-    for step in range(int(limits.max())):
-        if bool(ended.all()):
+    best = torch.full((batch,), NEG_INF, device=dev)  # best finished value per utterance
+    longest = int(limits.max()) if batch else 0
+    best_tokens = torch.full((batch, longest + 1), eos, dtype=torch.long, device=dev)
+    for step in range(longest + 1):
+        u = utt.shape[0]
+        logp, cache = decoder.forward_one_step(mem, mem_mask, hyps, cache)  # (U*W, V)
+        logp = logp.view(u, w, -1)  # (U, W, V)
+        value = (scores + logp[:, :, eos]) / (step + 1)  # (U, W) each beam ending now
+        top, top_beam = value.max(-1)  # (U,): the first of equal values
+        better = top > best[utt]
+        if bool(better.any()):
+            ids = utt[better]
+            best[ids] = top[better]
+            best_tokens[ids, :step] = hyps.view(u, w, -1)[better, top_beam[better], 1:]
+            best_tokens[ids, step] = eos
+        at_limit = step >= lim
+        done = at_limit | (best[utt] >= scores.amax(-1) / (lim + 1))
+        if bool(done.all()):
             break
-        logp, cache = decoder.forward_one_step(memory, memory_mask, hyps, cache)  # (B*beam, V)
-        # A finished hypothesis, or one at its length limit, may only continue with <eos> at no cost.
-        eos_only = torch.full_like(logp, NEG_INF)
-        eos_only[:, eos] = 0.0
-        logp = torch.where(ended | (step >= limits), eos_only, logp)
-        k = min(beam_size, logp.shape[-1])
-        top_logp, top_ids = logp.topk(k, dim=-1)  # (B*beam, k)
-        cand = (scores + top_logp).view(batch, beam_size * k)
-        best, offset = cand.topk(beam_size, dim=-1)  # (B, beam)
-        source = (torch.arange(batch, device=memory.device).unsqueeze(1) * beam_size + offset // k).view(-1)
-        tokens = top_ids.view(batch, beam_size * k).gather(1, offset).view(-1, 1)
-        hyps = torch.cat([hyps[source], tokens], dim=1)
-        cache = [layer_cache[source] for layer_cache in cache]  # follow the surviving beams
-        scores = best.view(-1, 1)
-        ended = ended[source] | (tokens == eos)
-    best_beam = scores.view(batch, beam_size).argmax(dim=-1)
-    out = []
-    for b in range(batch):
-        seq = hyps[b * beam_size + int(best_beam[b]), 1:].tolist()
-        out.append(seq[: seq.index(eos)] if eos in seq else seq)
-    return out
+        if bool(done.any()):
+            keep = ~done
+            rows = keep.repeat_interleave(w)
+            utt, lim, scores, logp = utt[keep], lim[keep], scores[keep], logp[keep]
+            mem, mem_mask, hyps = mem[rows], mem_mask[rows], hyps[rows]
+            cache = [t[rows] for t in cache]
+            u = utt.shape[0]
+        logp[:, :, eos] = NEG_INF  # live hypotheses continue with a token
+        k = min(w, logp.shape[-1])
+        top_logp, top_ids = logp.topk(k, dim=-1)  # (U, W, k)
+        scores, pick = (scores.unsqueeze(2) + top_logp).view(u, w * k).topk(w, dim=-1)  # (U, W)
+        source = (torch.arange(u, device=dev).unsqueeze(1) * w + pick // k).view(-1)
+        hyps = torch.cat([hyps[source], top_ids.view(u, w * k).gather(1, pick).view(-1, 1)], dim=1)
+        cache = [t[source] for t in cache]  # follow the surviving beams
+    return [row[: row.index(eos)] for row in best_tokens.tolist()]
 
 
 @torch.no_grad()
