@@ -141,10 +141,14 @@ class MarkovDecoder(torch.nn.Module):
         bias = memory[:, :1, : self.table.shape[0]]  # (B, 1, V)
         return self.table[ys_in] + bias  # (B, L, V)
 
-    def forward_one_step(self, memory, memory_mask, ys, cache):
+    def project_memory(self, memory):
+        return [memory]
+
+    def forward_one_step(self, memory_kv, memory_mask, ys, cache):
         # The cache holds the prefix; checking it proves beam search reorders it with the beams.
         if cache is not None:
             assert torch.equal(cache[0], ys[:, :-1].float())
+        memory = memory_kv[0].repeat_interleave(ys.size(0) // memory_kv[0].size(0), dim=0)  # one row per prefix
         return self.forward(memory, memory_mask, ys, None)[:, -1].log_softmax(-1), [ys.float()]
 
 
@@ -191,11 +195,14 @@ class SmoothedOracle(torch.nn.Module):
         super().__init__()
         self.targets, self.vocab, self.eos, self.eps = targets, vocab, eos, eps
 
-    def forward_one_step(self, memory, memory_mask, ys, cache):
+    def project_memory(self, memory):
+        return [memory[:, 0, 0].long()]  # the utterance ids
+
+    def forward_one_step(self, memory_kv, memory_mask, ys, cache):
         pos = ys.size(1) - 1
         probs = torch.full((ys.size(0), self.vocab), self.eps / self.vocab)  # V-2 others + 2 shares for eos
         probs[:, self.eos] = 2 * self.eps / self.vocab
-        for row, u in enumerate(memory[:, 0, 0].long().tolist()):
+        for row, u in enumerate(memory_kv[0].repeat_interleave(ys.size(0) // memory_kv[0].size(0)).tolist()):
             target = self.targets[u][pos] if pos < len(self.targets[u]) else self.eos
             probs[row, target] = 1 - self.eps
         return probs.log(), [ys.float()]

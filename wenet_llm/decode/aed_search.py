@@ -10,8 +10,10 @@ All four take a padded batch and run as tensor operations over the batch (and th
 device of their inputs; only the final lists are built in Python.
 
 Rescoring needs a decoder with ``forward(memory, memory_mask, ys_in, ys_in_lens) -> logits (B, L, V)``;
-beam search one with ``forward_one_step(memory, memory_mask, ys, cache) -> (log-probs (B, V), cache)``,
-whose per-layer cache (B, L, D) makes each step cost O(L) instead of recomputing the prefix.
+beam search one with ``project_memory(memory) -> memory_kv`` (per-utterance tensors, computed once) and
+``forward_one_step(memory_kv, memory_mask, ys, cache) -> (log-probs (B*W, V), cache)`` for W prefixes per
+utterance, whose cache (row-aligned tensors: the keys and values of the prefix) makes a step compute only
+the newest position.
 Shapes: B batch, T' encoder frames, D model dim, L tokens, V vocab. Masks: True = valid.
 """
 
@@ -28,7 +30,9 @@ class AttentionDecoder(Protocol):
     def __call__(self, memory: torch.Tensor, memory_mask: torch.Tensor, ys_in: torch.Tensor,
                  ys_in_lens: torch.Tensor) -> torch.Tensor: ...
 
-    def forward_one_step(self, memory: torch.Tensor, memory_mask: torch.Tensor, ys: torch.Tensor,
+    def project_memory(self, memory: torch.Tensor) -> list[torch.Tensor]: ...
+
+    def forward_one_step(self, memory_kv: list[torch.Tensor], memory_mask: torch.Tensor, ys: torch.Tensor,
                          cache: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
 
 
@@ -202,10 +206,10 @@ def attention_beam_search(decoder: AttentionDecoder, memory: torch.Tensor, memor
     limits = memory_mask.reshape(batch, frames).sum(-1)  # (B,) valid frames
     if max_len is not None:
         limits = limits.clamp(max=max_len)
-    # Utterances still searching (U of them): their ids, limits, raw beam scores (U, W) and, per row of
-    # U*W, memory, hypothesis ([sos] + tokens) and the decoder cache.
-    utt, lim = torch.arange(batch, device=dev), limits
-    mem, mem_mask = memory.repeat_interleave(w, dim=0), memory_mask.repeat_interleave(w, dim=0)
+    # Utterances still searching (U of them): their ids, limits, memory (projected once), raw beam scores
+    # (U, W) and, per row of U*W, the hypothesis ([sos] + tokens) and the decoder cache.
+    utt, lim, mem_mask = torch.arange(batch, device=dev), limits, memory_mask
+    mem = decoder.project_memory(memory)
     hyps = torch.full((batch * w, 1), sos, dtype=torch.long, device=dev)
     # Only the first beam is live at the start, so the beams do not duplicate.
     scores = torch.full((batch, w), NEG_INF, device=dev)
@@ -233,9 +237,9 @@ def attention_beam_search(decoder: AttentionDecoder, memory: torch.Tensor, memor
         if bool(done.any()):
             keep = ~done
             rows = keep.repeat_interleave(w)
-            utt, lim, scores, logp = utt[keep], lim[keep], scores[keep], logp[keep]
-            mem, mem_mask, hyps = mem[rows], mem_mask[rows], hyps[rows]
-            cache = [t[rows] for t in cache]
+            utt, lim, scores, logp, mem_mask = utt[keep], lim[keep], scores[keep], logp[keep], mem_mask[keep]
+            mem = [t[keep] for t in mem]
+            hyps, cache = hyps[rows], [t[rows] for t in cache]
             u = utt.shape[0]
         logp[:, :, eos] = NEG_INF  # live hypotheses continue with a token
         k = min(w, logp.shape[-1])
