@@ -7,6 +7,7 @@ math with plain tensor ops on the state dict; it shares no code with ``wenet_llm
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -509,20 +510,34 @@ def test_conv_module_padding_leak_is_wenet_behaviour():
         assert conv(x, ok)[0, 9:].abs().max() == 0  # padded outputs zeroed
 
 
-def test_forward_one_step_matches_full_decoder():
-    model = tiny_model()
+@pytest.mark.parametrize("normalize_before", [True, False])
+def test_forward_one_step_matches_full_decoder(normalize_before):
+    cfg = tiny_cfg()
+    decoder_conf = dataclasses.replace(cfg.decoder_conf, normalize_before=normalize_before)
+    cfg = dataclasses.replace(cfg, decoder_conf=decoder_conf)
+    model = tiny_model(cfg=cfg)
     feats, lens, text, tl = batch(lengths=(57, 40), text_lengths=(4, 4))
     ys_in, _ = add_sos_eos(text, tl, model.sos, model.eos)
     with torch.no_grad():
         enc, mask = model.encoder(feats, lens)
         full = torch.log_softmax(model.decoder(enc, mask, ys_in, tl + 1), dim=-1)
+        memory_kv = model.decoder.project_memory(enc)
         cache = None
         for i in range(1, ys_in.size(1) + 1):
-            step, cache = model.decoder.forward_one_step(enc, mask, ys_in[:, :i], cache)
-            nocache, _ = model.decoder.forward_one_step(enc, mask, ys_in[:, :i])
+            step, cache = model.decoder.forward_one_step(memory_kv, mask, ys_in[:, :i], cache)
+            nocache, _ = model.decoder.forward_one_step(memory_kv, mask, ys_in[:, :i])
             torch.testing.assert_close(step, full[:, i - 1], atol=ATOL, rtol=0)
             torch.testing.assert_close(nocache, full[:, i - 1], atol=ATOL, rtol=0)
-            assert cache[0].shape == (2, i, 8)
+            assert len(cache) == 2 * len(model.decoder.decoders) and cache[0].shape == (2, 2, i, 4)  # (B, H, L, d_k)
+        # Three prefixes per utterance (rows grouped by utterance) share the utterance's memory.
+        ys3 = torch.stack([ys_in, ys_in.flip(1), ys_in.roll(1, 1)], dim=1).view(6, -1)  # (B*3, L)
+        ys3[:, 0] = model.sos
+        full3 = torch.log_softmax(model.decoder(enc.repeat_interleave(3, 0), mask.repeat_interleave(3, 0), ys3,
+                                                torch.full((6,), ys3.size(1))), dim=-1)
+        cache = None
+        for i in range(1, ys3.size(1) + 1):
+            step, cache = model.decoder.forward_one_step(memory_kv, mask, ys3[:, :i], cache)
+            torch.testing.assert_close(step, full3[:, i - 1], atol=ATOL, rtol=0)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_train_resume_average_decode_export(aed_setup, small_corpus):
     out = exp / "decode_test"
     test = root / "data" / "test" / "data.list"
     assert decode_aed.main(["--exp-dir", str(exp), "--checkpoint", str(avg), "--test", str(test),
-                            "--out", str(out), "--beam-size", "3"]) == 0
+                            "--out", str(out), "--beam-size", "3", "--device", "auto"]) == 0
     keys = sorted(e["key"] for e in formats.read_data_list(test))
     for method in ("ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring"):
         lines = (out / method / "text").read_text(encoding="utf-8").splitlines()
@@ -141,3 +141,26 @@ def test_bad_override_is_a_clear_error(aed_setup, tmp_path, capsys):
     _, conf = aed_setup
     assert train_aed.main(["--config", str(conf), "--exp-dir", str(tmp_path), "--override", "train.max_epochs=3"]) == 2
     assert "unknown key 'train.max_epochs'" in capsys.readouterr().err
+
+
+def test_decode_bench_runs_old_and_new_code(aed_setup, tmp_path):
+    import subprocess
+    import sys
+
+    root, conf = aed_setup
+    exp = tmp_path / "exp"
+    assert train_aed.main(["--config", str(conf), "--exp-dir", str(exp), "--data-dir", str(root / "data"),
+                           "--override", "train.max_epoch=1"]) == 0
+    repo = Path(__file__).resolve().parents[1]
+    # HEAD as the "old" code: the mechanics (git archive, alternating processes, comparison) without
+    # depending on an old commit.
+    proc = subprocess.run([sys.executable, "bench/aed_decode.py", "--exp-dir", str(exp), "--checkpoint",
+                           str(exp / "epoch_0.pt"), "--test", str(root / "data" / "test" / "data.list"),
+                           "--old-rev", "HEAD", "--repeats", "1", "--threads", "1", "--beam-size", "2",
+                           "--methods", "ctc_greedy_search", "ctc_prefix_beam_search"],
+                          cwd=repo, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sum(line.startswith("run 1 ") for line in lines) == 2
+    assert re.search(r"^median of 1: old \d+\.\d\d s, new \d+\.\d\d s, speed-up \d+\.\dx$", proc.stdout, re.M)
+    assert "hypotheses ctc_prefix_beam_search: same" in lines

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from wenet_llm.config.decode import AED_METHODS
+from wenet_llm.config.decode import AED_METHODS, DECODE_DEVICES
 from wenet_llm.utils.cli import ArgumentParser
 from wenet_llm.utils.logging import setup_logging
 
@@ -25,6 +25,8 @@ def get_parser() -> ArgumentParser:
     p.add_argument("--ctc-weight", type=float, default=0.3, help="CTC weight in attention rescoring")
     p.add_argument("--max-duration", type=float, default=120.0, help="seconds of audio per batch")
     p.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cpu", choices=DECODE_DEVICES,
+                   help="where to decode: cpu, cuda, or auto (cuda when one is visible, else cpu)")
     return p
 
 
@@ -35,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         decode_trained(args.exp_dir, args.checkpoint, args.test, args.out, args.methods, args.beam_size,
-                       args.ctc_weight, args.max_duration, args.num_threads)
-    except (FileNotFoundError, ValueError) as e:
+                       args.ctc_weight, args.max_duration, args.num_threads, args.device)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"decode_aed: {e}", file=sys.stderr)
         return 1
     return 0

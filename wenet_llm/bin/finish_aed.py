@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from wenet_llm.config.decode import AED_METHODS
+from wenet_llm.config.decode import AED_METHODS, DECODE_DEVICES
 from wenet_llm.utils.cli import ArgumentParser
 from wenet_llm.utils.logging import setup_logging
 
@@ -25,6 +25,8 @@ def get_parser() -> ArgumentParser:
                    help=f"search methods, any of: {' '.join(AED_METHODS)}")
     p.add_argument("--beam-size", type=int, default=10, help="beam of CTC prefix beam search and attention search")
     p.add_argument("--ctc-weight", type=float, default=0.3, help="CTC weight in attention rescoring")
+    p.add_argument("--device", default="cpu", choices=DECODE_DEVICES,
+                   help="where to decode: cpu, cuda, or auto (cuda when one is visible, else cpu)")
     return p
 
 
@@ -35,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         finish_aed(args.exp_dir, args.num, args.data_dir, args.test_sets, args.methods, args.beam_size,
-                   args.ctc_weight)
-    except (FileNotFoundError, ValueError) as e:
+                   args.ctc_weight, args.device)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"finish_aed: {e}", file=sys.stderr)
         return 1
     return 0

@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from wenet_llm.config.data import DataConfig
-from wenet_llm.config.decode import AED_METHODS
+from wenet_llm.config.decode import AED_METHODS, DECODE_DEVICES
 from wenet_llm.data import formats
 from wenet_llm.data.dataset import DataStream, SpeechDataset, load_cut_set
 from wenet_llm.decode.aed_search import (
@@ -31,16 +31,30 @@ from wenet_llm.utils.fileio import atomic_open
 logger = logging.getLogger(__name__)
 
 METHODS = AED_METHODS
+DEVICES = DECODE_DEVICES
+
+
+def decode_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (the current CUDA device) or ``auto`` (CUDA when one is visible, else the CPU)."""
+    if name not in DEVICES:
+        raise ValueError(f"unknown decoding device {name!r}; valid devices: {list(DEVICES)}")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("decoding device cuda was asked for but no CUDA device is visible; "
+                           "pass --device cpu (or auto)")
+    return torch.device("cuda")
 
 
 @torch.no_grad()
 def decode_batch(model: ASRModel, feats: torch.Tensor, feats_lengths: torch.Tensor, methods: Sequence[str],
                  beam_size: int, ctc_weight: float) -> dict[str, list[list[int]]]:
-    """Token ids per method for one batch (B utterances)."""
+    """Token ids per method for one batch (B utterances) on the model's device (feats may be elsewhere)."""
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown decoding method(s) {unknown}; valid methods: {list(METHODS)}")
-    enc, mask = model.encoder(feats, feats_lengths)  # (B, T', D), (B, 1, T')
+    device = next(model.parameters()).device
+    enc, mask = model.encoder(feats.to(device), feats_lengths.to(device))  # (B, T', D), (B, 1, T')
     lengths = mask.squeeze(1).sum(1)
     log_probs = model.ctc_log_probs(enc)  # (B, T', V)
     out: dict[str, list[list[int]]] = {}
@@ -49,26 +63,22 @@ def decode_batch(model: ASRModel, feats: torch.Tensor, feats_lengths: torch.Tens
     if "attention" in methods:
         out["attention"] = attention_beam_search(model.decoder, enc, mask, beam_size, model.sos, model.eos)
     if "ctc_prefix_beam_search" in methods or "attention_rescoring" in methods:
-        prefix, rescored = [], []
-        for b in range(enc.shape[0]):
-            nbest = ctc_prefix_beam_search(log_probs[b, : int(lengths[b])], beam_size, model.blank_id)
-            prefix.append(list(nbest[0][0]) if nbest else [])
-            if "attention_rescoring" in methods:
-                best, _ = attention_rescoring(model.decoder, enc[b : b + 1], mask[b : b + 1], nbest,
-                                              model.sos, model.eos, ctc_weight)
-                rescored.append(best)
+        nbests = ctc_prefix_beam_search(log_probs, lengths, beam_size, model.blank_id)
         if "ctc_prefix_beam_search" in methods:
-            out["ctc_prefix_beam_search"] = prefix
+            out["ctc_prefix_beam_search"] = [list(nbest[0][0]) if nbest else [] for nbest in nbests]
         if "attention_rescoring" in methods:
-            out["attention_rescoring"] = rescored
+            rescored = attention_rescoring(model.decoder, enc, mask, nbests, model.sos, model.eos, ctc_weight)
+            out["attention_rescoring"] = [hyp for hyp, _ in rescored]
     return out
 
 
 def decode_aed(model: ASRModel, tokenizer, test_list: str | Path, data_cfg: DataConfig, out_dir: str | Path,
                methods: Sequence[str] = METHODS, beam_size: int = 10, ctc_weight: float = 0.3,
-               max_duration: float = 120.0) -> dict[str, str]:
-    """Decode ``test_list`` with every method; returns {method: Overall line}."""
+               max_duration: float = 120.0, device: str = "cpu") -> dict[str, str]:
+    """Decode ``test_list`` with every method on ``device`` (see :func:`decode_device`; the model is
+    moved there); returns {method: Overall line}."""
     out_dir = Path(out_dir)
+    model.to(decode_device(device))
     eval_cfg = dataclasses.replace(data_cfg, sampler=dataclasses.replace(data_cfg.sampler, max_duration=max_duration),
                                    filter=dataclasses.replace(data_cfg.filter, min_seconds=0.0, max_seconds=1e9))
     stream = DataStream(load_cut_set(str(test_list)), SpeechDataset(eval_cfg, train=False), eval_cfg, shuffle=False)

@@ -20,7 +20,7 @@ from wenet_llm.config.decode import AED_METHODS
 from wenet_llm.config.experiment import AEDExperimentConfig
 from wenet_llm.data.dataset import DataStream, SpeechDataset, load_cut_set, training_cuts
 from wenet_llm.data.tokenizer import load_tokenizer
-from wenet_llm.decode.aed_decode import decode_aed
+from wenet_llm.decode.aed_decode import decode_aed, decode_device
 from wenet_llm.models.aed import ASRModel
 from wenet_llm.models.aed.export import export_encoder
 from wenet_llm.train.average import average_model, select_checkpoints
@@ -154,15 +154,18 @@ def _check_test_set(path: Path) -> None:
 
 def decode_trained(exp_dir: str | Path, checkpoint: str | Path, test: str | Path, out_dir: str | Path,
                    methods: Sequence[str] = AED_METHODS, beam_size: int = 10, ctc_weight: float = 0.3,
-                   max_duration: float = 120.0, num_threads: int = 0) -> dict[str, str]:
-    """Decode and score one test set with a checkpoint of ``exp_dir``, every input checked first."""
+                   max_duration: float = 120.0, num_threads: int = 0, device: str = "cpu") -> dict[str, str]:
+    """Decode and score one test set with a checkpoint of ``exp_dir`` on ``device`` (cpu, cuda or auto),
+    every input checked first."""
+    decode_device(device)  # an unusable device is an error before any loading
     _check_methods(methods)
     _check_test_set(Path(test))
     if num_threads:
         torch.set_num_threads(num_threads)
     model, cfg = load_trained(exp_dir, checkpoint)  # checks the dir and the checkpoint before loading
     tokenizer = load_tokenizer(cfg.tokenizer.units, cfg.tokenizer.bpe_model)
-    return decode_aed(model, tokenizer, test, cfg.data, out_dir, methods, beam_size, ctc_weight, max_duration)
+    return decode_aed(model, tokenizer, test, cfg.data, out_dir, methods, beam_size, ctc_weight, max_duration,
+                      device)
 
 
 def export_trained(exp_dir: str | Path, checkpoint: str | Path, out_dir: str | Path) -> Path:
@@ -173,14 +176,17 @@ def export_trained(exp_dir: str | Path, checkpoint: str | Path, out_dir: str | P
 
 
 def finish_aed(exp_dir: str | Path, num: int, data_dir: str | Path, test_sets: list[str],
-               methods: list[str], beam_size: int = 10, ctc_weight: float = 0.3) -> dict[str, dict[str, str]]:
-    """Stage 3: avg_<num>.pt (best CV losses), decode_<set>/ per test set, encoder/; returns the scores.
+               methods: list[str], beam_size: int = 10, ctc_weight: float = 0.3,
+               device: str = "cpu") -> dict[str, dict[str, str]]:
+    """Stage 3: avg_<num>.pt (best CV losses), decode_<set>/ per test set (on ``device``: cpu, cuda or
+    auto), encoder/; returns the scores.
 
     Every input (the training dir, ``num`` checkpoints with a CV loss, each test set) is checked before
     any work, so a mistyped test set costs no averaging or decoding.
     """
     exp = Path(exp_dir)
     _check_methods(methods)
+    decode_device(device)
     trained_config(exp)
     select_checkpoints(exp, num, val_best=True)  # raises when fewer than num have a CV loss
     lists = {name: Path(data_dir) / name / "data.list" for name in test_sets}
@@ -196,7 +202,7 @@ def finish_aed(exp_dir: str | Path, num: int, data_dir: str | Path, test_sets: l
     scores = {}
     for name, test_list in lists.items():
         scores[name] = decode_aed(model, tokenizer, test_list, cfg.data, exp / f"decode_{name}", methods, beam_size,
-                                  ctc_weight)
+                                  ctc_weight, device=device)
     export_encoder(model, exp / "encoder", cfg.tokenizer.units, cfg.tokenizer.bpe_model, source=str(avg),
                    fbank=cfg.data.fbank)
     return scores

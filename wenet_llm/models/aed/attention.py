@@ -105,6 +105,14 @@ class MultiHeadedAttention(nn.Module):
         v = self._heads(self.linear_v(value))
         return self._attend(q, k, v, mask)
 
+    def key_value(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, Lk, D) -> key and value heads (B, H, Lk, d_k), for :meth:`attend` (incremental decoding)."""
+        return self._heads(self.linear_k(x)), self._heads(self.linear_v(x))
+
+    def attend(self, query: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """query (B, Lq, D) against heads from :meth:`key_value`, mask (B|1, 1|Lq, Lk) bool -> (B, Lq, D)."""
+        return self._attend(self._heads(self.linear_q(query)), k, v, mask)
+
 
 class RelPositionMultiHeadedAttention(MultiHeadedAttention):
     def __init__(self, n_head: int, n_feat: int, dropout_rate: float, use_sdpa: bool = False):

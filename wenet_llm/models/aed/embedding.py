@@ -52,9 +52,9 @@ class _SinusoidBase(nn.Module):
 
 
 class PositionalEncoding(_SinusoidBase):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, L, D) -> (B, L, D) = dropout(x * sqrt(D) + pe[:L])."""
-        pos = self.position_encoding(x.size(1)).to(x.dtype)
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """x (B, L, D) at positions offset..offset+L-1 -> (B, L, D) = dropout(x * sqrt(D) + pe[offset:offset+L])."""
+        pos = self.position_encoding(offset + x.size(1))[:, offset:].to(x.dtype)
         return self.dropout(x * self.xscale + pos)
 
 

@@ -39,33 +39,54 @@ class DecoderLayer(nn.Module):
         self.dropout = Dropout(cfg.dropout_rate)
         self.normalize_before = cfg.normalize_before
 
-    def forward(self, x: torch.Tensor, tgt_mask: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor,
-                cache: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x (B, L, D), tgt_mask (B|1, L, L), memory (B, T', D), memory_mask (B, 1, T') -> (B, L, D).
+    def forward(self, x: torch.Tensor, tgt_mask: torch.Tensor, memory: torch.Tensor,
+                memory_mask: torch.Tensor) -> torch.Tensor:
+        """x (B, L, D), tgt_mask (B|1, L, L), memory (B, T', D), memory_mask (B, 1, T') -> (B, L, D)."""
+        residual = x
+        x_norm = self.norm1(x) if self.normalize_before else x
+        y = residual + self.dropout(self.self_attn(x_norm, x_norm, x_norm, tgt_mask))
+        if not self.normalize_before:
+            y = self.norm1(y)
+        y_in = self.norm2(y) if self.normalize_before else y
+        y = y + self.dropout(self.src_attn(y_in, memory, memory, memory_mask))
+        return self._feed_forward(y)
 
-        With ``cache`` (B, L-1, D), this layer's outputs for the first L-1 positions, only the last
-        position is computed and the result is cache + it (B, L, D).
+    def forward_step(self, x: torch.Tensor, past: Optional[tuple[torch.Tensor, torch.Tensor]],
+                     memory_kv: tuple[torch.Tensor, torch.Tensor],
+                     memory_mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Incremental decoding: the Ln newest positions of R prefixes, the earlier Lp ones held in ``past``.
+
+        x (R, Ln, D) their inputs; past None or this layer's self-attention keys and values of the Lp
+        earlier positions ((R, H, Lp, d_k) each); memory_kv ``src_attn.key_value(memory)`` of U utterances
+        ((U, H, T', d_k) each), R = U*W with rows u*W .. u*W+W-1 belonging to utterance u; memory_mask
+        (U, 1, T') -> outputs (R, Ln, D) and the keys and values of all Lp+Ln positions.
         """
         residual = x
         x_norm = self.norm1(x) if self.normalize_before else x
-        if cache is None:
-            q, q_res, q_mask = x_norm, residual, tgt_mask
-        else:
-            q, q_res, q_mask = x_norm[:, -1:], residual[:, -1:], tgt_mask[:, -1:]
-        y = q_res + self.dropout(self.self_attn(q, x_norm, x_norm, q_mask))
+        k, v = self.self_attn.key_value(x_norm)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        rows, new, dim = x.shape
+        total = k.size(2)
+        mask = causal_mask(total, x.device)[total - new :].unsqueeze(0)  # (1, Ln, Lp+Ln)
+        y = residual + self.dropout(self.self_attn.attend(x_norm, k, v, mask))
         if not self.normalize_before:
             y = self.norm1(y)
-
         y_in = self.norm2(y) if self.normalize_before else y
-        y = y + self.dropout(self.src_attn(y_in, memory, memory, memory_mask))
+        # The W prefixes of an utterance attend to the same memory: its W*Ln queries.
+        utts = memory_kv[0].size(0)
+        src = self.src_attn.attend(y_in.reshape(utts, -1, dim), *memory_kv, memory_mask)  # (U, W*Ln, D)
+        y = y + self.dropout(src.view(rows, new, dim))
+        return self._feed_forward(y), (k, v)
+
+    def _feed_forward(self, y: torch.Tensor) -> torch.Tensor:
         if not self.normalize_before:
             y = self.norm2(y)
-
         y_in = self.norm3(y) if self.normalize_before else y
         y = y + self.dropout(self.feed_forward(y_in))
         if not self.normalize_before:
             y = self.norm3(y)
-        return y if cache is None else torch.cat([cache, y], dim=1)
+        return y
 
 
 class TransformerDecoder(nn.Module):
@@ -108,21 +129,29 @@ class TransformerDecoder(nn.Module):
             x = self.after_norm(x)
         return self.output_layer(x)
 
-    def forward_one_step(self, memory: torch.Tensor, memory_mask: torch.Tensor, ys: torch.Tensor,
+    def project_memory(self, memory: torch.Tensor) -> list[torch.Tensor]:
+        """memory (U, T', D) -> per layer the source attention's keys and values ((U, H, T', d_k) each),
+        for :meth:`forward_one_step`: a search computes them once instead of at every step."""
+        return [t for layer in self.decoders for t in layer.src_attn.key_value(memory)]
+
+    def forward_one_step(self, memory_kv: list[torch.Tensor], memory_mask: torch.Tensor, ys: torch.Tensor,
                          cache: Optional[list[torch.Tensor]] = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Next-token scores for beam search.
 
-        memory (B, T', D), memory_mask (B, 1, T'), ys (B, L) prefixes (all of length L, starting with sos),
-        cache: None or the list returned by the previous step (per layer (B, L-1, D)).
-        Returns log-probabilities of the next token (B, V) and the new cache (per layer (B, L, D)).
+        memory_kv ``project_memory(memory)`` of U utterances, memory_mask (U, 1, T'), ys (U*W, L) W
+        prefixes per utterance (rows u*W .. u*W+W-1 belong to utterance u), all of length L and starting
+        with sos; cache None or the list returned for ``ys[:, :-1]`` (then only the last position is computed).
+        Returns log-probabilities of the next token (U*W, V) and the new cache: per layer the self-attention
+        keys and values of all L positions ((U*W, H, L, d_k) each), row-aligned with ``ys`` so that a search
+        reorders it with its hypotheses.
         """
-        length = ys.size(1)
-        tgt_mask = causal_mask(length, ys.device).unsqueeze(0)  # (1, L, L)
-        x = self._embed(ys)
+        start = 0 if cache is None else ys.size(1) - 1
+        x = self.embed[1](self.embed[0](ys[:, start:]), offset=start)  # (U*W, L or 1, D)
         new_cache = []
         for i, layer in enumerate(self.decoders):
-            x = layer(x, tgt_mask, memory, memory_mask, None if cache is None else cache[i])
-            new_cache.append(x)
+            past = None if cache is None else (cache[2 * i], cache[2 * i + 1])
+            x, (k, v) = layer.forward_step(x, past, (memory_kv[2 * i], memory_kv[2 * i + 1]), memory_mask)
+            new_cache += [k, v]
         y = x[:, -1]
         if self.normalize_before:
             y = self.after_norm(y)
