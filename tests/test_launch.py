@@ -143,6 +143,7 @@ def test_torchrun_command(settings, expected):
     ("num_nodes=2 node_rank=2 master_addr=h", "--node_rank must be 0 .. 1 (--num_nodes 2), got '2'"),
     ("ngpu=0", "--ngpu must be a whole number >= 1, got '0'"),
     ("num_nodes=two", "--num_nodes must be a whole number >= 1, got 'two'"),
+    ("master_port=70000", "--master_port must be a TCP port, 1 .. 65535, got '70000'"),
     ("launcher=pbs", "--launcher must be local or slurm, got 'pbs'"),
     ("launcher=slurm master_addr=h", "--node_rank and --master_addr are for --launcher local"),
     ("launcher=slurm PATH=/usr/bin:/bin", "--launcher slurm needs sbatch, which is not on PATH"),

@@ -267,6 +267,10 @@ check_launch_options() {
       exit 1
     fi
   done
+  if [ "${master_port:-29500}" -gt 65535 ]; then
+    echo "run.sh: --master_port must be a TCP port, 1 .. 65535, got '${master_port}'" >&2
+    exit 1
+  fi
   if ! [[ "${node_rank:-0}" =~ ^[0-9]+$ ]] || [ "${node_rank:-0}" -ge "${num_nodes:-1}" ]; then
     echo "run.sh: --node_rank must be 0 .. $((${num_nodes:-1} - 1)) (--num_nodes ${num_nodes:-1}), got '${node_rank:-0}'" >&2
     exit 1
