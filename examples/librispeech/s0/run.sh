@@ -21,7 +21,13 @@ data_format=raw   # raw: training reads data/<split>/data.list; shar: also expor
 data=data         # where stages 0-1 write the prepared data
 aed_config=conf/aed_conformer_large.yaml  # stage 2 (AEDExperimentConfig): the large encoder of the LLM system; conf/aed_conformer.yaml is WeNet's standard AED
 aed_overrides=""  # space-separated KEY=VALUE overrides of the AED config, e.g. "train.max_epoch=5"
-ngpu=1            # > 1: torchrun with that many processes (DDP or DeepSpeed, as the config says)
+ngpu=1            # processes (GPUs) per node of a training stage; > 1: torchrun (DDP or DeepSpeed, as the config says)
+num_nodes=1       # nodes of a training stage; > 1: torchrun across nodes (see --launcher)
+node_rank=0       # --launcher local across nodes: this node's rank, 0 .. num_nodes-1 (run.sh runs on every node)
+master_addr=      # --launcher local across nodes: the address of node 0, where the nodes meet (rendezvous)
+master_port=29500 # the rendezvous port of a run across nodes
+launcher=local    # local: stages run on this machine; slurm: training stages as sbatch jobs, the others with srun (cmd.sh)
+slurm_opts=""     # --launcher slurm: more sbatch/srun options for this run, e.g. "--partition=a100 --account=asr"
 average_num=30    # stage 3 averages this many best checkpoints (by CV loss)
 test_sets="dev_clean dev_other test_clean test_other"  # sets under data/ that stage 3 decodes
 decode_methods="ctc_greedy_search ctc_prefix_beam_search attention attention_rescoring"  # stage 3 search methods
@@ -40,6 +46,8 @@ The LibriSpeech recipe (English, 960 h), stages 0-5."
 . "${WENET_LLM_ROOT}/tools/parse_options.sh"
 # shellcheck source=../../../tools/recipe_lib.sh
 . "${WENET_LLM_ROOT}/tools/recipe_lib.sh"
+# shellcheck source=cmd.sh
+. ./cmd.sh  # this site's Slurm settings (--launcher slurm)
 
 check_recipe_options 5
 overrides=()  # filled per stage by override_args
@@ -101,7 +109,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   if should_run 2 "${exp}/aed/.stage2.done" "${signature}" "train the AED: ${data}/train -> ${exp}/aed/*.pt"; then
     claim_stage_dir "${exp}/aed" "${signature}"
     override_args "${aed_overrides}" overrides
-    run_logged "${exp}/aed/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_aed --config "${aed_config}" \
+    run_training "${exp}/aed/log/train.log" python -m wenet_llm.bin.train_aed --config "${aed_config}" \
       --exp-dir "${exp}/aed" --data-dir "${data}" --data-format "${data_format}" "${overrides[@]}"
     mark_done "${exp}/aed/.stage2.done" "${signature}"
   fi
@@ -124,7 +132,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
       "SFT 1 (adapter): ${exp}/aed/encoder + ${llm_path} -> ${exp}/llm_sft1"; then
     claim_stage_dir "${exp}/llm_sft1" "${signature}"
     override_args "${llm_overrides}" overrides
-    run_logged "${exp}/llm_sft1/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_llm --config "${sft1_config}" \
+    run_training "${exp}/llm_sft1/log/train.log" python -m wenet_llm.bin.train_llm --config "${sft1_config}" \
       --exp-dir "${exp}/llm_sft1" --data-dir "${data}" --data-format "${data_format}" \
       --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" "${overrides[@]}"
     mark_done "${exp}/llm_sft1/.stage4.done" "${signature}"
@@ -137,7 +145,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
       "SFT 2 (encoder + adapter + LoRA): ${exp}/llm_sft1 -> ${exp}/llm_sft2"; then
     claim_stage_dir "${exp}/llm_sft2" "${signature}"
     override_args "${llm_overrides}" overrides
-    run_logged "${exp}/llm_sft2/log/train.log" python_launch "${ngpu}" wenet_llm.bin.train_llm --config "${sft2_config}" \
+    run_training "${exp}/llm_sft2/log/train.log" python -m wenet_llm.bin.train_llm --config "${sft2_config}" \
       --exp-dir "${exp}/llm_sft2" --data-dir "${data}" --data-format "${data_format}" \
       --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" --init-from "${exp}/llm_sft1" "${overrides[@]}"
     mark_done "${exp}/llm_sft2/.stage5.done" "${signature}"
