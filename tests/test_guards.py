@@ -4,6 +4,7 @@ wired through GuardedDecoder, decode_llm, the Python API and bin.decode with the
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 
 import pytest
@@ -11,11 +12,12 @@ import torch
 
 from wenet_llm.config import from_dict
 from wenet_llm.config.core import ConfigError
-from wenet_llm.config.data import FbankConfig
+from wenet_llm.config.data import DataConfig, FbankConfig
 from wenet_llm.config.llm import GenerationConfig, GuardsConfig, RepetitionGuardConfig, VADGateConfig
-from wenet_llm.decode.guards import (RepetitionStopper, band_bins, ctc_check, length_caps,
+from wenet_llm.decode.guards import (FLAGS, GuardedDecoder, RepetitionStopper, band_bins, ctc_check, length_caps,
                                      speech_seconds, switch_guards, trim_repetition)
 from wenet_llm.score.hallucination import find_repetition_loop
+from wenet_llm.score.wer import TokenOptions
 
 EOS = 99
 
@@ -61,6 +63,14 @@ def test_switches():
         switch_guards(g, enabled=False, repetition=True, ctc="fallback")
     with pytest.raises(ValueError, match="valid: off, flag, fallback"):
         switch_guards(g, ctc="on")
+
+
+def test_decode_cli_refuses_contradicting_switches_before_loading(tmp_path, capsys):
+    from wenet_llm.bin import decode
+
+    rc = decode.main(["--model", str(tmp_path / "nowhere"), "--test", "t.list", "--out", str(tmp_path / "o"),
+                      "--guards", "off", "--vad_gate", "on"])
+    assert rc == 2 and "switched off as a whole but vad switched on" in capsys.readouterr().err
 
 
 # -- 1. length cap -----------------------------------------------------------------------------------------
@@ -216,3 +226,187 @@ def test_energy_gate_on_the_demo_corpus(small_corpus):
                 steady.append(speech_seconds(feats, cfg, fbank))
     assert len(speech) >= 6 and min(speech) >= 0.5  # well above min_speech_seconds, at 0 dB SNR too
     assert len(steady) >= 4 and max(steady) < cfg.min_speech_seconds
+
+
+# -- the guards wired together, with the tiny random model ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(tiny_encoder_dir, tiny_llm_dir):
+    from test_llm_model import tiny_model
+
+    from wenet_llm.config.llm import PromptConfig
+    from wenet_llm.models.llm.prompt import PromptBuilder
+
+    model, tok = tiny_model(tiny_encoder_dir, tiny_llm_dir)
+    model.eval()
+    return model, tok, PromptBuilder(tok, PromptConfig(), model.speech_length)
+
+
+def utterance_feats(small_corpus, n: int = 3):
+    from wenet_llm.data.features import compute_fbank, load_audio
+    from wenet_llm.data.formats import read_data_list
+
+    fbank = FbankConfig()
+    feats = [compute_fbank(load_audio(e["wav"], 16000), 16000, fbank, dither=0.0)
+             for e in list(read_data_list(small_corpus / "test" / "data.list"))[:n]]
+    lengths = torch.tensor([f.shape[0] for f in feats])
+    padded = torch.zeros(len(feats), int(lengths.max()), 80)
+    for i, f in enumerate(feats):
+        padded[i, : f.shape[0]] = f
+    return padded, lengths
+
+
+def guards(**switches) -> GenerationConfig:
+    gen = from_dict(GenerationConfig, {"max_new_tokens": 40})
+    return dataclasses.replace(gen, guards=switch_guards(gen.guards, **switches))
+
+
+class FixedCTC:
+    """A CTC tokenizer stub whose hypothesis is always ``text``."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def decode(self, ids) -> str:
+        return self.text
+
+
+def test_guarded_decoding_stops_and_trims_loops(tiny, small_corpus):
+    """The random model loops; with the guard each row stops at the first step the scorer's detector
+    finds a loop at the end, and keeps one copy of its n-gram. Batched == one by one."""
+    model, tok, builder = tiny
+    feats, lengths = utterance_feats(small_corpus)
+    prompts = [builder.build(None, {}) for _ in range(len(lengths))]
+    free = GuardedDecoder(model, tok, builder, guards(enabled=False), FbankConfig())(feats, lengths, prompts)
+    guarded = GuardedDecoder(model, tok, builder, guards(ctc="off"), FbankConfig())(feats, lengths, prompts)
+    assert all(not any(o.flags.values()) or o.flags == {**dict.fromkeys(FLAGS, False), "length_cap": True}
+               for o in free)
+    looped = 0
+    cfg = RepetitionGuardConfig()
+    for f, g in zip(free, guarded):
+        steps = [k for k in range(1, len(f.tokens) + 1)
+                 if find_repetition_loop(f.tokens[:k], cfg.max_ngram, cfg.min_repeats, cfg.min_tokens, at_end=True)]
+        if not steps:
+            assert g.tokens == f.tokens and not g.flags["repetition"]
+            continue
+        looped += 1
+        stop = steps[0]
+        assert g.flags["repetition"] and g.tokens == trim_repetition(f.tokens[:stop], cfg)[0]
+        assert len(g.tokens) + g.details["repetition"]["removed_tokens"] == stop
+        assert g.text == builder.output_text(tok.decode(g.tokens, skip_special_tokens=True))
+    assert looped >= 1  # the random model does loop: the test exercised the guard
+    single = [GuardedDecoder(model, tok, builder, guards(ctc="off"), FbankConfig())(
+        feats[i:i + 1, : int(lengths[i])], lengths[i:i + 1], prompts[i:i + 1])[0] for i in range(len(lengths))]
+    assert [o.tokens for o in single] == [o.tokens for o in guarded]
+
+
+def test_guarded_decoding_ctc_flag_and_fallback(tiny, small_corpus):
+    from wenet_llm.decode.aed_search import ctc_greedy_search
+    from wenet_llm.decode.guards import load_ctc_tokenizer
+
+    model, tok, builder = tiny
+    feats, lengths = utterance_feats(small_corpus)
+    prompts = [builder.build(None, {}) for _ in range(len(lengths))]
+    # A CTC that hears nothing: every non-empty output is a mismatch; fallback empties it, flag keeps it.
+    flagged = GuardedDecoder(model, tok, builder, guards(ctc="flag"), FbankConfig(), FixedCTC(""))(
+        feats, lengths, prompts)
+    fallen = GuardedDecoder(model, tok, builder, guards(ctc="fallback"), FbankConfig(), FixedCTC(""))(
+        feats, lengths, prompts)
+    tokens = [TokenOptions(normalize="auto").tokens(f.text) for f in flagged]
+    assert any(tokens)
+    for f, g, t in zip(flagged, fallen, tokens):
+        assert f.flags["ctc_mismatch"] == g.flags["ctc_mismatch"] == bool(t) and not f.flags["ctc_fallback"]
+        assert g.flags["ctc_fallback"] == bool(t) and g.tokens == f.tokens
+        assert g.text == ("" if t else f.text)
+        if t:
+            assert g.details["ctc"] == {"llm_tokens": len(t), "ctc_tokens": 0, "distance": len(t),
+                                        "reason": "ctc_empty", "llm_text": f.text}
+    # The real CTC head: its greedy hypothesis through the export's units.
+    outs = GuardedDecoder(model, tok, builder, guards(), FbankConfig())(feats, lengths, prompts)
+    enc = model.encoder(feats, lengths)
+    units = load_ctc_tokenizer(model.cfg.encoder_dir)
+    expected = [units.decode(ids) for ids in ctc_greedy_search(enc.ctc_log_probs, enc.encoder_mask.squeeze(1).sum(1))]
+    assert [o.ctc_text for o in outs] == expected
+    for o, f in zip(outs, GuardedDecoder(model, tok, builder, guards(ctc="off"), FbankConfig())(feats, lengths,
+                                                                                                  prompts)):
+        check = ctc_check(f.text, o.ctc_text, GuardsConfig().ctc)
+        assert o.flags["ctc_mismatch"] == o.flags["ctc_fallback"] == check.mismatch
+        assert o.text == (o.ctc_text if check.mismatch else f.text)
+
+
+def test_gated_utterances_skip_the_model(tiny, small_corpus):
+    model, tok, builder = tiny
+    feats, lengths = utterance_feats(small_corpus, 2)
+    silent = torch.full_like(feats[:1], -15.9)  # digital silence, as long as the first utterance
+    batch = torch.cat([feats[:1], silent, feats[1:]])
+    blens = torch.tensor([lengths[0], lengths[0], lengths[1]])
+    prompts = [builder.build(None, {}) for _ in range(3)]
+    outs = GuardedDecoder(model, tok, builder, guards(vad=True), FbankConfig())(batch, blens, prompts)
+    assert outs[1].text == "" and outs[1].tokens == [] and outs[1].ctc_text is None
+    assert outs[1].flags == {**dict.fromkeys(FLAGS, False), "non_speech": True}
+    assert outs[1].details == {"non_speech": {"speech_seconds": 0.0}}
+    ungated = GuardedDecoder(model, tok, builder, guards(), FbankConfig())(feats, lengths, prompts[:2])
+    assert [outs[0].tokens, outs[2].tokens] == [o.tokens for o in ungated]
+    assert not outs[0].flags["non_speech"] and not outs[2].flags["non_speech"]
+    # A batch of nothing but silence never reaches the model.
+    only = GuardedDecoder(None, tok, builder, guards(vad=True, ctc="off"), FbankConfig())(silent, blens[:1],
+                                                                                         prompts[:1])
+    assert only[0].flags["non_speech"]
+
+
+def test_decode_llm_writes_flags_and_counts(tiny, small_corpus, tmp_path):
+    from wenet_llm.decode.llm_decode import decode_llm
+
+    model, tok, builder = tiny
+    test_list = tmp_path / "data.list"
+    lines = [line for split in ("test", "noise_only")
+             for line in (small_corpus / split / "data.list").read_text().splitlines()]
+    test_list.write_text("\n".join(lines) + "\n")
+    summaries, rows = {}, {}
+    for name, gen in (("on", guards(vad=True)), ("off", guards(enabled=False))):
+        summaries[name] = decode_llm(model, tok, builder, gen, test_list, DataConfig(), tmp_path / name,
+                                     progress=False)
+        rows[name] = [json.loads(x) for x in (tmp_path / name / "results.jsonl").read_text().splitlines()]
+        assert json.loads((tmp_path / name / "summary.json").read_text()) == summaries[name]
+    for name in ("on", "off"):
+        assert all(set(r["flags"]) == set(FLAGS) for r in rows[name])
+        counts = {f: sum(r["flags"][f] for r in rows[name]) for f in FLAGS}
+        assert summaries[name]["guards"]["flagged"] == counts
+        assert summaries[name]["length_cap_hits"] == counts["length_cap"]
+    assert summaries["on"]["guards"]["active"] == {"vad": True, "length_cap": True, "repetition": True, "ctc": True}
+    assert not any(summaries["off"]["guards"]["active"].values())
+    off = summaries["off"]["guards"]["flagged"]
+    assert off["non_speech"] == off["repetition"] == off["ctc_mismatch"] == off["ctc_fallback"] == 0
+    assert all(r["ctc_hyp"] is None and r["guards"] == ({"length_cap": {"cap": 40}} if r["flags"]["length_cap"]
+                                                         else {}) for r in rows["off"])
+    on = summaries["on"]["guards"]["flagged"]
+    assert on["non_speech"] >= 4 and on["repetition"] >= 1  # the steady noise clips; a loop of the random model
+    for r in rows["on"]:
+        assert r["flags"]["non_speech"] == (r["ctc_hyp"] is None)
+        assert (r["hyp"] == "") if r["flags"]["non_speech"] else (r["ctc_hyp"] is not None)
+        assert r["num_tokens"] <= 8 + 10 * r["seconds"] + 0.01  # the duration cap (seconds are rounded)
+        if r["flags"]["ctc_fallback"]:
+            assert r["hyp"] == r["ctc_hyp"] and r["guards"]["ctc"]["llm_text"] != r["hyp"]
+
+
+def test_recognizer_transcribe_runs_the_guards(tiny, small_corpus, tiny_encoder_dir, tiny_llm_dir):
+    from wenet_llm.api import Recognizer
+    from wenet_llm.config.llm import LLMExperimentConfig
+    from wenet_llm.data.formats import read_data_list
+
+    model, tok, _ = tiny
+    cfg = from_dict(LLMExperimentConfig, {"model": {"encoder_dir": str(tiny_encoder_dir),
+                                                    "llm": {"path": str(tiny_llm_dir), "dtype": "fp32"},
+                                                    "adapter": {"hidden_size": 24}},
+                                          "decode": {"max_new_tokens": 40, "guards": {"vad": {"enabled": True}}}})
+    rec = Recognizer(model, cfg, tok)
+    entries = list(read_data_list(small_corpus / "test" / "data.list"))[:2]
+    wavs = [e["wav"] for e in entries]
+    silence = torch.zeros(16000).numpy()
+    detailed = rec.transcribe_detailed(wavs + [silence])
+    assert [o.text for o in detailed] == rec.transcribe(wavs + [silence])
+    assert detailed[2].flags["non_speech"] and detailed[2].text == ""
+    assert all(o.ctc_text is not None for o in detailed[:2])
+    off = rec.transcribe_detailed(wavs + [silence], guards=False)
+    assert all(o.ctc_text is None and not any(v for k, v in o.flags.items() if k != "length_cap") for o in off)
+    assert all(len(o.tokens) <= 8 + 10 * e["duration"] for o, e in zip(detailed, entries))  # the duration cap
