@@ -216,6 +216,23 @@ def test_batched_greedy_equals_one_by_one(tiny_encoder_dir, tiny_llm_dir):
     assert capped[1] == batched[1]
 
 
+def test_batched_beam_search_with_per_row_caps(tiny_encoder_dir, tiny_llm_dir):
+    """Beam search scores 2 x num_beams candidates per utterance at each step: the per-row caps follow them."""
+    model, tok = tiny_model(tiny_encoder_dir, tiny_llm_dir)
+    model.eval()
+    builder = PromptBuilder(tok, PromptConfig(), model.speech_length)
+    torch.manual_seed(1)
+    lengths = torch.tensor([150, 97, 120])
+    feats = torch.randn(3, 150, 80) * (torch.arange(150)[None, :, None] < lengths[:, None, None])
+    prompts = [builder.build(None, {}) for _ in range(3)]
+    gen, eos, caps = GenerationConfig(max_new_tokens=12, num_beams=3), [tok.eos_token_id], [3, 12, 7]
+    batched = model.generate(feats, lengths, prompts, gen, eos, tok.pad_token_id, max_new_tokens=caps)
+    single = [model.generate(feats[i:i + 1, : int(lengths[i])], lengths[i:i + 1], prompts[i:i + 1], gen, eos,
+                             tok.pad_token_id, max_new_tokens=caps[i:i + 1])[0] for i in range(3)]
+    assert batched == single
+    assert [len(s) <= c for s, c in zip(batched, caps)] == [True] * 3 and len(batched[1]) > 3
+
+
 def test_merged_export_equals_unmerged(tiny_encoder_dir, tiny_llm_dir, tmp_path):
     from wenet_llm.config.llm import LLMExperimentConfig
     from wenet_llm.models.llm.export import export_model, load_exported

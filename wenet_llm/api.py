@@ -6,6 +6,8 @@
     model.transcribe(["a.wav"], hotwords="Zorvath,Kavanok")
 
 ``hotwords`` (a list or ``"a,b"``) go into every utterance's prompt; an empty list is the same as none.
+The hallucination guards of the model config's ``decode.guards`` run (docs/guards.md); ``guards=False``
+turns them all off, and ``transcribe_detailed`` also returns which guard fired on each utterance.
 """
 
 from __future__ import annotations
@@ -29,26 +31,39 @@ class Recognizer:
     def __post_init__(self) -> None:
         from wenet_llm.models.llm.prompt import PromptBuilder
 
+        self._ctc_tokenizer = None  # the encoder's CTC units, loaded when the CTC guard first runs
         self.builder = PromptBuilder(self.tokenizer, self.cfg.prompt, self.model.speech_length,
                                      self.cfg.data.fbank.frame_shift_ms)
 
     def transcribe(self, audio: Sequence[str | np.ndarray], hotwords: Optional[Sequence[str] | str] = None,
-                   summary: str = "", sample_rate: int = 16000, batch_size: int = 8) -> list[str]:
-        """Transcripts of wav paths or float32 sample arrays (at ``sample_rate``), in order."""
+                   summary: str = "", sample_rate: int = 16000, batch_size: int = 8,
+                   guards: Optional[bool] = None) -> list[str]:
+        """Transcripts of wav paths or float32 sample arrays (at ``sample_rate``), in order.
+
+        ``guards``: None runs the config's guards, False none of them, True the config's per-guard
+        settings even if the config switches guards off as a whole."""
+        return [o.text for o in self.transcribe_detailed(audio, hotwords, summary, sample_rate, batch_size, guards)]
+
+    def transcribe_detailed(self, audio: Sequence[str | np.ndarray], hotwords: Optional[Sequence[str] | str] = None,
+                            summary: str = "", sample_rate: int = 16000, batch_size: int = 8,
+                            guards: Optional[bool] = None) -> list:
+        """Like ``transcribe``, one :class:`wenet_llm.decode.guards.GuardedOutput` per input: ``text``,
+        ``tokens``, ``flags`` (which guard fired), ``details`` (what it changed), ``ctc_text``."""
         import torch
 
         from wenet_llm.data.features import compute_fbank, load_audio, resample
-        from wenet_llm.decode.llm_decode import length_caps
+        from wenet_llm.decode.guards import GuardedDecoder, load_ctc_tokenizer, switch_guards
         from wenet_llm.models.llm.prompt import hotword_list
 
         fbank = self.cfg.data.fbank
+        gen = dataclasses.replace(self.cfg.decode, guards=switch_guards(self.cfg.decode.guards, enabled=guards))
+        if gen.guards.active("ctc") and self._ctc_tokenizer is None:
+            self._ctc_tokenizer = load_ctc_tokenizer(self.model.cfg.encoder_dir)
+        decoder = GuardedDecoder(self.model, self.tokenizer, self.builder, gen, fbank, self._ctc_tokenizer)
         context = {k: v for k, v in (("hotwords", hotword_list(hotwords)), ("summary", summary)) if v}
-        out: list[str] = []
-        eos = sorted({i for i in (self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|endoftext|>"))
-                      if isinstance(i, int) and i >= 0})
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
+        out: list = []
         for start in range(0, len(audio), batch_size):
-            feats, seconds = [], []
+            feats = []
             for item in audio[start:start + batch_size]:
                 if isinstance(item, (str, Path)):
                     samples = load_audio(str(item), fbank.sample_rate)
@@ -57,15 +72,12 @@ class Recognizer:
                     if sample_rate != fbank.sample_rate:
                         samples = resample(samples, sample_rate, fbank.sample_rate)
                 feats.append(torch.as_tensor(compute_fbank(samples, fbank.sample_rate, fbank, dither=0.0)))
-                seconds.append(samples.size / fbank.sample_rate)
             lengths = torch.tensor([f.shape[0] for f in feats])
-            padded = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+            padded = torch.zeros(len(feats), max(1, int(lengths.max())), feats[0].shape[1])
             for i, f in enumerate(feats):
                 padded[i, : f.shape[0]] = f
             prompts = [self.builder.build(None, context) for _ in feats]
-            ids = self.model.generate(padded.to(self.device), lengths.to(self.device), prompts, self.cfg.decode, eos,
-                                      pad, max_new_tokens=length_caps(seconds, self.cfg.decode))
-            out.extend(self.builder.output_text(self.tokenizer.decode(s, skip_special_tokens=True)) for s in ids)
+            out.extend(decoder(padded.to(self.device), lengths.to(self.device), prompts))
         return out
 
 

@@ -5,8 +5,12 @@ Examples:
   python -m wenet_llm.bin.decode --model exp/llm_ctx/export --test data/test_hotword/data.list \\
       --out exp/llm_ctx/decode_test_hotword_ctx --context-from-list
   python -m wenet_llm.bin.decode --model DIR --test LIST --out OUT --hotwords "Zorvath,Kavanok"
+  python -m wenet_llm.bin.decode --model DIR --test LIST --out OUT_noguards --guards off
+  python -m wenet_llm.bin.decode --model DIR --test LIST --out OUT --ctc-guard flag --vad-gate on
 
-Writes OUT/{text,results.jsonl,wer,summary.json} and prints the real-time factor.
+Writes OUT/{text,results.jsonl,wer,summary.json} and prints the real-time factor. The hallucination
+guards (docs/guards.md) default to the model config's decode.guards; --guards off turns all of them off,
+the per-guard switches change one each.
 """
 
 from __future__ import annotations
@@ -31,9 +35,25 @@ def get_parser() -> ArgumentParser:
                    help='per-utterance context, JSON lines {"key": ..., "hotwords": [...], "summary": ...}')
     p.add_argument("--context-from-list", action="store_true",
                    help="use each test entry's own hotwords / summary fields as its context")
+    p.add_argument("--guards", choices=["on", "off"], default=None,
+                   help="all hallucination guards on (with the config's per-guard settings) or off "
+                        "(default: the config's decode.guards.enabled)")
+    p.add_argument("--length-cap", choices=["on", "off"], default=None,
+                   help="the new-token cap from the audio duration (default: config)")
+    p.add_argument("--repetition-guard", choices=["on", "off"], default=None,
+                   help="stop and trim repetition loops (default: config)")
+    p.add_argument("--ctc-guard", choices=["off", "flag", "fallback"], default=None,
+                   help="compare with the encoder's CTC hypothesis: off, flag mismatches, or flag and fall back "
+                        "to the CTC text (default: config)")
+    p.add_argument("--vad-gate", choices=["on", "off"], default=None,
+                   help="output empty without decoding when the energy gate finds no speech (default: config)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch's default)")
     return p
+
+
+def _on(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from wenet_llm.api import load
+    from wenet_llm.config.llm import GuardsConfig
+    from wenet_llm.decode.guards import switch_guards
     from wenet_llm.decode.llm_decode import ContextSource, decode_llm, read_context_jsonl
     from wenet_llm.models.llm.prompt import hotword_list
     from wenet_llm.utils.logging import setup_logging
@@ -51,20 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     hotwords = hotword_list(args.hotwords)
+    switches = {"enabled": _on(args.guards), "length_cap": _on(args.length_cap),
+                "repetition": _on(args.repetition_guard), "ctc": args.ctc_guard, "vad": _on(args.vad_gate)}
     try:
+        switch_guards(GuardsConfig(), **switches)  # contradicting switches fail before the model loads
         if args.hotwords_file:
             with open(args.hotwords_file, encoding="utf-8") as f:
                 hotwords += [line.strip() for line in f if line.strip()]
         per_utt = read_context_jsonl(args.context) if args.context else {}
         recognizer = load(args.model, args.checkpoint, args.device)
+        gen = recognizer.cfg.decode
+        changes = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens),
+                                     ("max_duration", args.max_duration)) if v is not None}
+        changes["guards"] = switch_guards(gen.guards, **switches)
+        gen = dataclasses.replace(gen, **changes)
+        gen.validate()
     except (OSError, ValueError) as e:
         print(f"decode: {e}", file=sys.stderr)
         return 2
-    gen = recognizer.cfg.decode
-    changes = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens),
-                                 ("max_duration", args.max_duration)) if v is not None}
-    gen = dataclasses.replace(gen, **changes)
-    gen.validate()
     context = ContextSource(hotwords=hotwords, per_utt=per_utt, from_list=args.context_from_list)
     decode_llm(recognizer.model, recognizer.tokenizer, recognizer.builder, gen, args.test, recognizer.cfg.data,
                args.out, context, args.device)

@@ -137,21 +137,124 @@ class PromptConfig:
 
 
 @dataclass
+class RepetitionGuardConfig:
+    """Stop a row of generation when its new tokens end in a repetition loop, and trim the loop.
+
+    The loop is the scorer's (:func:`wenet_llm.score.hallucination.find_repetition_loop`) on LLM token
+    ids: an n-gram of 1..``max_ngram`` tokens repeated back to back at least ``min_repeats`` times and
+    covering at least ``min_tokens`` tokens. The output keeps one copy of the n-gram.
+    """
+
+    enabled: bool = True
+    max_ngram: int = 20
+    min_repeats: int = 3
+    min_tokens: int = 8
+
+    def validate(self) -> None:
+        if self.max_ngram < 1 or self.min_repeats < 2 or self.min_tokens < 2:
+            raise ValueError(f"repetition guard needs max_ngram >= 1, min_repeats >= 2 and min_tokens >= 2, "
+                             f"got {self.max_ngram}, {self.min_repeats}, {self.min_tokens}")
+
+
+@dataclass
+class CTCGuardConfig:
+    """Compare the LLM output with the encoder's own CTC greedy hypothesis (scorer tokens: Hanzi and words).
+
+    With n_llm and n_ctc tokens and an edit distance d between them, the output is a mismatch when
+    - ``ctc_empty``: n_ctc == 0 < n_llm (the encoder heard nothing; the output is invented), or
+    - ``too_long``: n_llm > max_length_ratio * n_ctc + slack_tokens, or
+    - ``distance``: d > max_distance * max(n_llm, n_ctc) and d > slack_tokens.
+    An empty LLM output is never a mismatch (it cannot be a hallucination). ``action``: ``flag`` only
+    marks it; ``fallback`` also replaces the output with the CTC hypothesis.
+    """
+
+    enabled: bool = True
+    action: Literal["flag", "fallback"] = "fallback"
+    max_length_ratio: float = 2.0
+    max_distance: float = 0.75
+    slack_tokens: int = 2
+
+    def validate(self) -> None:
+        if self.max_length_ratio < 1.0:
+            raise ValueError(f"max_length_ratio must be >= 1, got {self.max_length_ratio}")
+        if not 0.0 < self.max_distance <= 1.0:
+            raise ValueError(f"max_distance must be in (0, 1], got {self.max_distance}")
+        if self.slack_tokens < 0:
+            raise ValueError(f"slack_tokens must be >= 0, got {self.slack_tokens}")
+
+
+@dataclass
+class VADGateConfig:
+    """Energy gate before decoding: an utterance with too little speech-like signal is output empty
+    without running the encoder or the LLM.
+
+    A frame's energy (dB) is 10 log10 of the sum of its mel energies over the bins centred at or below
+    ``max_hz``, where voiced speech has most of its energy (over the full band, broadband noise hides
+    speech at 0-10 dB SNR). A frame is speech-like when it is at least ``margin_db`` above the
+    utterance's ``floor_percentile``-th percentile frame (its noise floor); fewer than
+    ``min_speech_seconds`` of such frames: non-speech. Silence and steady noise (white, pink, hum) have
+    none; tones or music can pass.
+    """
+
+    enabled: bool = False
+    max_hz: float = 1000.0
+    margin_db: float = 6.0
+    floor_percentile: float = 10.0
+    min_speech_seconds: float = 0.2
+
+    def validate(self) -> None:
+        if self.max_hz <= 0 or self.margin_db <= 0 or self.min_speech_seconds <= 0:
+            raise ValueError(f"max_hz, margin_db and min_speech_seconds must be > 0, got {self.max_hz}, "
+                             f"{self.margin_db}, {self.min_speech_seconds}")
+        if not 0.0 <= self.floor_percentile < 100.0:
+            raise ValueError(f"floor_percentile must be in [0, 100), got {self.floor_percentile}")
+
+
+GUARD_NAMES = ("length_cap", "repetition", "ctc", "vad")
+
+
+@dataclass
+class GuardsConfig:
+    """Hallucination guards of LLM decoding (docs/guards.md). ``enabled: false`` turns every guard off
+    whatever the per-guard settings (the "guards off" column of a comparison)."""
+
+    enabled: bool = True
+    # The per-utterance new-token cap from the audio duration (decode.max_tokens_per_second and
+    # decode.min_new_tokens_cap); off: only decode.max_new_tokens bounds the output.
+    length_cap: bool = True
+    repetition: RepetitionGuardConfig = field(default_factory=RepetitionGuardConfig)
+    ctc: CTCGuardConfig = field(default_factory=CTCGuardConfig)
+    vad: VADGateConfig = field(default_factory=VADGateConfig)
+
+    def active(self, name: str) -> bool:
+        """Whether guard ``name`` (one of GUARD_NAMES) runs."""
+        if name not in GUARD_NAMES:
+            raise ValueError(f"unknown guard {name!r}; valid: {', '.join(GUARD_NAMES)}")
+        if not self.enabled:
+            return False
+        return self.length_cap if name == "length_cap" else getattr(self, name).enabled
+
+
+@dataclass
 class GenerationConfig:
-    """Decoding of the LLM: greedy (num_beams 1) or beam search, with a KV cache."""
+    """Decoding of the LLM: greedy (num_beams 1) or beam search, with a KV cache, and its guards."""
 
     num_beams: int = 1
-    max_new_tokens: int = 256
-    # Output length cap from the audio: at most max_tokens_per_second * seconds + min_new_tokens new tokens.
-    max_tokens_per_second: float = 0.0  # 0: only max_new_tokens
+    max_new_tokens: int = 256  # hard cap on new tokens, guards or not
+    # The length-cap guard: at most min_new_tokens_cap + max_tokens_per_second * seconds new tokens.
+    # Mandarin and English speech run at about 3-5 Qwen tokens per second, so 10 leaves twice that.
+    max_tokens_per_second: float = 10.0
     min_new_tokens_cap: int = 8
     max_duration: float = 120.0  # seconds of audio per decoding batch
+    guards: GuardsConfig = field(default_factory=GuardsConfig)
 
     def validate(self) -> None:
         if self.num_beams < 1 or self.max_new_tokens < 1 or self.max_duration <= 0:
             raise ValueError("num_beams and max_new_tokens must be >= 1 and max_duration > 0")
-        if self.max_tokens_per_second < 0 or self.min_new_tokens_cap < 1:
-            raise ValueError("max_tokens_per_second must be >= 0 and min_new_tokens_cap >= 1")
+        if self.max_tokens_per_second <= 0 or self.min_new_tokens_cap < 1:
+            raise ValueError(f"max_tokens_per_second must be > 0 and min_new_tokens_cap >= 1, got "
+                             f"{self.max_tokens_per_second}, {self.min_new_tokens_cap} (to decode without the "
+                             f"duration cap, set guards.length_cap: false)")
 
 
 @dataclass

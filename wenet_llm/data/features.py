@@ -39,6 +39,9 @@ def num_frames(num_samples: int, cfg: FbankConfig) -> int:
     return 1 + (num_samples - length) // shift
 
 
+MEL_LOW_HZ = 20.0  # the mel filterbank's lower edge (Kaldi's default); the upper one is Nyquist
+
+
 @functools.lru_cache(maxsize=8)
 def _extractor(sample_rate: int, num_mel_bins: int, frame_length_ms: float, frame_shift_ms: float):
     # Imported lazily: lhotse is heavy and only the feature path needs it.
@@ -61,7 +64,7 @@ def _extractor(sample_rate: int, num_mel_bins: int, frame_length_ms: float, fram
             raw_energy=True,
             use_energy=False,
             use_fft_mag=False,  # power spectrum
-            low_freq=20.0,
+            low_freq=MEL_LOW_HZ,
             high_freq=0.0,  # 0 = Nyquist, as in Kaldi/torchaudio
             num_filters=num_mel_bins,
             torchaudio_compatible_mel_scale=True,

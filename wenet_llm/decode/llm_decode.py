@@ -8,8 +8,13 @@ Hugging Face ``generate`` on ``inputs_embeds``). Outputs in ``out_dir``:
 - ``text``: ``key hypothesis`` per utterance (the corpus' casing, see ``prompt.english_case``);
 - ``results.jsonl``: per utterance ``key``, ``hyp``, ``ref``, ``tokens`` (generated ids), ``num_tokens``,
   ``seconds`` (audio), ``decode_seconds`` (its share of its batch's wall time), ``context`` (what the
-  prompt held) and ``flags`` (which output guards fired);
-- ``wer``: the scorer's report; ``summary.json``: the overall figures and the real-time factor.
+  prompt held), ``flags`` (which hallucination guard fired, :data:`wenet_llm.decode.guards.FLAGS`),
+  ``guards`` (what each fired guard found and changed) and ``ctc_hyp`` (the CTC greedy hypothesis when
+  the CTC guard ran, else null);
+- ``wer``: the scorer's report; ``summary.json``: the overall figures, the real-time factor and
+  ``guards`` (which guards ran, and how many utterances each flag marked).
+
+The guards (docs/guards.md) run through :class:`wenet_llm.decode.guards.GuardedDecoder`.
 
 Context (hotwords / summary) per utterance comes from a :class:`ContextSource`: none, one list for all
 utterances, a JSON-lines file keyed by utterance id, or the test list's own fields.
@@ -22,7 +27,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
@@ -30,6 +35,7 @@ from wenet_llm.config.data import DataConfig
 from wenet_llm.config.llm import GenerationConfig
 from wenet_llm.data import formats
 from wenet_llm.data.dataset import DataStream, SpeechDataset, load_cut_set
+from wenet_llm.decode.guards import FLAGS, GuardedDecoder
 from wenet_llm.models.llm.prompt import PromptBuilder
 from wenet_llm.score.wer import score
 from wenet_llm.utils.fileio import atomic_open
@@ -82,14 +88,6 @@ def read_context_jsonl(path: str | Path) -> dict[str, dict]:
     return out
 
 
-def length_caps(seconds: Sequence[float], gen: GenerationConfig) -> list[int]:
-    """Per-utterance new-token caps from the audio duration (0 tokens/s: only max_new_tokens)."""
-    if gen.max_tokens_per_second <= 0:
-        return [gen.max_new_tokens] * len(seconds)
-    return [max(1, min(gen.max_new_tokens, int(gen.min_new_tokens_cap + gen.max_tokens_per_second * s)))
-            for s in seconds]
-
-
 @torch.no_grad()
 def decode_llm(model, tokenizer, builder: PromptBuilder, gen: GenerationConfig, test_list: str | Path,
                data_cfg: DataConfig, out_dir: str | Path, context: Optional[ContextSource] = None,
@@ -106,9 +104,7 @@ def decode_llm(model, tokenizer, builder: PromptBuilder, gen: GenerationConfig, 
         filter=dataclasses.replace(data_cfg.filter, min_seconds=0.0, max_seconds=1e9))
     cuts = load_cut_set(str(test_list))
     stream = DataStream(cuts, SpeechDataset(eval_cfg, train=False), eval_cfg, shuffle=False)
-    eos_ids = sorted({i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|endoftext|>"))
-                      if isinstance(i, int) and i >= 0})
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    decoder = GuardedDecoder(model, tokenizer, builder, gen, data_cfg.fbank)
     results: dict[str, dict] = {}
     truncated = 0
     total_time = total_audio = 0.0
@@ -123,18 +119,15 @@ def decode_llm(model, tokenizer, builder: PromptBuilder, gen: GenerationConfig, 
                 truncated += 1
                 logger.warning("%s: prompt context truncated: %s", key, p.truncated)
         seconds = [float(n) * data_cfg.fbank.frame_shift_ms / 1000.0 for n in batch.feats_lengths.tolist()]
-        caps = length_caps(seconds, gen)
-        ids = model.generate(batch.feats.to(device), batch.feats_lengths.to(device), prompts, gen, eos_ids, pad_id,
-                             max_new_tokens=caps)
+        outputs = decoder(batch.feats.to(device), batch.feats_lengths.to(device), prompts)
         elapsed = time.perf_counter() - start
         total_time += elapsed
         total_audio += sum(seconds)
         batch_audio = max(sum(seconds), 1e-9)
-        for key, seq, ctx, sec, cap in zip(batch.keys, ids, ctxs, seconds, caps):
-            text = builder.output_text(tokenizer.decode(seq, skip_special_tokens=True))
-            results[key] = {"key": key, "hyp": text, "tokens": seq, "num_tokens": len(seq), "seconds": round(sec, 3),
-                            "decode_seconds": round(elapsed * sec / batch_audio, 4), "context": ctx,
-                            "flags": {"length_cap": len(seq) >= cap}}
+        for key, out, ctx, sec in zip(batch.keys, outputs, ctxs, seconds):
+            results[key] = {"key": key, "hyp": out.text, "tokens": out.tokens, "num_tokens": len(out.tokens),
+                            "seconds": round(sec, 3), "decode_seconds": round(elapsed * sec / batch_audio, 4),
+                            "context": ctx, "flags": out.flags, "guards": out.details, "ctc_hyp": out.ctc_text}
         bar.update(len(batch))
     bar.close()
     if stream.skips.total():
@@ -154,7 +147,9 @@ def decode_llm(model, tokenizer, builder: PromptBuilder, gen: GenerationConfig, 
                "wer": result.total.wer, "en_wer": result.clusters["English"].wer,
                "zh_cer": result.clusters["Mandarin"].wer, "rtf": rtf, "decode_seconds": total_time, "audio_seconds": total_audio,
                "num_beams": gen.num_beams, "context_truncated": truncated,
-               "length_cap_hits": sum(r["flags"]["length_cap"] for r in results.values())}
+               "length_cap_hits": sum(r["flags"]["length_cap"] for r in results.values()),
+               "guards": {"active": decoder.active(),
+                          "flagged": {f: sum(r["flags"][f] for r in results.values()) for f in FLAGS}}}
     with atomic_open(out_dir / "summary.json") as f:
         json.dump(summary, f, indent=2)
     logger.info("%s: %s | RTF %.4f (%.1f s for %.1f s of audio)", test_list, summary["overall"], rtf, total_time,

@@ -221,12 +221,21 @@ class LLMASRModel(nn.Module):
                  gen: GenerationConfig, eos_ids: Sequence[int], pad_id: int,
                  max_new_tokens: Optional[Sequence[int]] = None, stopping_criteria=None) -> list[list[int]]:
         """Generated ids per utterance (end token excluded). ``max_new_tokens`` caps each utterance."""
+        speech, _, _ = self.encode_speech(feats, feats_lengths)
+        return self.generate_from_speech(speech, prompts, gen, eos_ids, pad_id, max_new_tokens, stopping_criteria)
+
+    @torch.no_grad()
+    def generate_from_speech(self, speech: AdapterOutput, prompts: Sequence[PromptPieces], gen: GenerationConfig,
+                             eos_ids: Sequence[int], pad_id: int, max_new_tokens: Optional[Sequence[int]] = None,
+                             stopping_criteria=None) -> list[list[int]]:
+        """``generate`` from ``encode_speech``'s adapter output, so that a caller can also use the encoder
+        output (the decoding guards' CTC check). ``stopping_criteria``: extra callables
+        ``(input_ids (R, L), scores) -> (R,) bool``, R = rows of the search (utterances x beams)."""
         from transformers import StoppingCriteriaList
 
-        speech, _, _ = self.encode_speech(feats, feats_lengths)
         inputs, mask = self.prompt_embeds(speech, prompts)
         caps = list(max_new_tokens) if max_new_tokens is not None else [gen.max_new_tokens] * len(prompts)
-        criteria = StoppingCriteriaList([_PerRowCap(caps, gen.num_beams)] + list(stopping_criteria or []))
+        criteria = StoppingCriteriaList([_PerRowCap(caps)] + list(stopping_criteria or []))
         out = self.llm.generate(inputs_embeds=inputs, attention_mask=mask, max_new_tokens=max(caps),
                                 num_beams=gen.num_beams, do_sample=False, eos_token_id=list(eos_ids),
                                 pad_token_id=pad_id, stopping_criteria=criteria, use_cache=True,
@@ -245,20 +254,21 @@ class LLMASRModel(nn.Module):
 
 
 class _PerRowCap:
-    """Stops each sequence at its own new-token cap (generate only has a global one)."""
+    """Stops each sequence at its own new-token cap (generate only has a global one).
 
-    def __init__(self, caps: Sequence[int], num_beams: int):
-        self.caps = torch.tensor(list(caps), dtype=torch.long).repeat_interleave(num_beams)
+    The rows come utterance by utterance, each with the same number of candidates (1 in greedy search;
+    in beam search twice the beams or more, which is why the count is read from the input)."""
+
+    def __init__(self, caps: Sequence[int]):
+        self.caps = torch.tensor(list(caps), dtype=torch.long)
         self.start: Optional[int] = None
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
         if self.start is None:
             self.start = input_ids.shape[1] - 1  # the first call comes after the first new token
         produced = input_ids.shape[1] - self.start
-        caps = self.caps.to(input_ids.device)
-        if caps.shape[0] != input_ids.shape[0]:
-            caps = caps[: input_ids.shape[0]]
-        return produced >= caps
+        per_utt = input_ids.shape[0] // self.caps.shape[0]
+        return produced >= self.caps.to(input_ids.device).repeat_interleave(per_utt)
 
 
 def check_agreement(model: LLMASRModel, tokenizer) -> None:
