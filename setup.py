@@ -31,6 +31,7 @@ install_requires = [
 extras_require = {
     "dev": [
         "pytest",
+        "pytest-xdist",  # tools/test.sh runs the suite on every core
         "kaldi-native-fbank",  # independent fbank implementation that tests compare against
     ],
 }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from dist_helpers import dist_setup, free_port
 from wenet_llm.config import from_dict
 from wenet_llm.config.llm import LLMExperimentConfig
 
@@ -159,16 +159,8 @@ def test_stage_errors_name_what_to_fix(small_corpus, tiny_encoder_dir, tiny_llm_
 
 # -- ZeRO-2 in two gloo processes ------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _zero2_worker(rank: int, port: int, cfg_path: str, exp: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), DS_ACCELERATOR="cpu")
-    torch.set_num_threads(1)
+    dist_setup(rank, 2, port)
     from wenet_llm.config import load_config
     from wenet_llm.train.llm import train_llm
 
@@ -186,7 +178,7 @@ def test_zero2_two_gloo_processes(small_corpus, tiny_encoder_dir, tiny_llm_dir, 
                                max_epoch=3, save_interval_steps=0),
                      trainable=["adapter", "lora"], lora={"enabled": True, "r": 2, "alpha": 4})
     save_config(cfg, tmp_path / "cfg.yaml")
-    ctx = mp.start_processes(_zero2_worker, args=(_free_port(), str(tmp_path / "cfg.yaml"), str(tmp_path / "exp")),
+    ctx = mp.start_processes(_zero2_worker, args=(free_port(), str(tmp_path / "cfg.yaml"), str(tmp_path / "exp")),
                              nprocs=2, join=False, start_method="spawn")
     deadline = time.monotonic() + 600
     while not ctx.join(timeout=5):

@@ -166,7 +166,7 @@ def test_librispeech_stages_0_1(tmp_path):
 def test_wrong_corpus_tree_fails_without_marker(tmp_path):
     (tmp_path / "corpus").mkdir()
     proc = run_recipe("aishell2", "--corpus_dir", str(tmp_path / "corpus"), "--data", str(tmp_path / "data"),
-                      "--exp", str(tmp_path / "exp"), "--nj", "1")
+                      "--exp", str(tmp_path / "exp"), "--nj", "1", "--stop_stage", "0")
     assert proc.returncode == 2
     assert "prepare_corpus: aishell2 corpus at" in proc.stdout + proc.stderr
     assert "expected layout" in proc.stdout + proc.stderr

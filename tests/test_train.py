@@ -10,7 +10,6 @@ import datetime
 import logging
 import math
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from dist_helpers import dist_setup, free_port
 from wenet_llm.config import ConfigError, from_dict, load_config, to_dict
 from wenet_llm.config.train import TrainConfig
 from wenet_llm.data.dataset import SkipReport
@@ -337,12 +337,6 @@ def test_crash_during_save_leaves_previous_checkpoint_and_resumes_exactly(tmp_pa
 
 
 # -- multi-process: DDP and DeepSpeed with gloo -------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _spawn(fn, args: tuple, nprocs: int = 2, timeout: float = 300) -> None:
     import torch.multiprocessing as mp
 
@@ -355,15 +349,8 @@ def _spawn(fn, args: tuple, nprocs: int = 2, timeout: float = 300) -> None:
             pytest.fail(f"{fn.__name__} did not finish in {timeout} s (hang in a collective?)")
 
 
-def _dist_setup(rank: int, world_size: int, port: int) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      LOCAL_WORLD_SIZE=str(world_size), LOCAL_SIZE=str(world_size),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), DS_ACCELERATOR="cpu")
-    torch.set_num_threads(1)
-
-
 def _ddp_worker(rank: int, port: int, out: str) -> None:
-    _dist_setup(rank, 2, port)
+    dist_setup(rank, 2, port)
     # rank 1 has one batch more: the epoch ends for both when rank 0 runs out
     cfg = make_cfg(max_epoch=2, accum_grad=2)
     trainer = Trainer(TinyModel(dropout=0.0), step_fn, cfg, Path(out) / "exp")
@@ -373,7 +360,7 @@ def _ddp_worker(rank: int, port: int, out: str) -> None:
 
 
 def test_ddp_gloo_two_processes(tmp_path):
-    _spawn(_ddp_worker, (_free_port(), str(tmp_path)))
+    _spawn(_ddp_worker, (free_port(), str(tmp_path)))
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert_equal_states(r0["params"], r1["params"])
     assert r0["cv"] == r1["cv"] and r0["step"] == r1["step"] == 6  # 3 windows (2, 2, 1) per epoch
@@ -401,7 +388,7 @@ DS_SCENARIOS = [(2, "fp32"), (3, "fp32"), (2, "bf16"), (3, "bf16")]
 
 
 def _deepspeed_worker(rank: int, port: int, out: str) -> None:
-    _dist_setup(rank, 2, port)
+    dist_setup(rank, 2, port)
     results = {}
 
     def run(name, stage, precision, max_steps=0, engine="deepspeed", **stream_kw):
@@ -433,7 +420,7 @@ def test_deepspeed_zero_gloo_two_processes(tmp_path):
     under ~/.cache/torch_extensions).
     """
     pytest.importorskip("deepspeed")
-    _spawn(_deepspeed_worker, (_free_port(), str(tmp_path)), timeout=480)
+    _spawn(_deepspeed_worker, (free_port(), str(tmp_path)), timeout=480)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     ddp = r0["ddp"]["fp32"]
     for stage, precision in DS_SCENARIOS:
@@ -465,7 +452,7 @@ def test_bf16_autocast_on_gpu(tmp_path, monkeypatch, engine):
     if engine == "deepspeed":
         pytest.importorskip("deepspeed")
         monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-        monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+        monkeypatch.setenv("MASTER_PORT", str(free_port()))
     dtypes = []
 
     def recording_step_fn(model, batch):

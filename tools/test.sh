@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs on first use, then shellcheck on every shell script and pytest.
 # Extra arguments go to pytest, e.g. bash tools/test.sh -k config
+# WENET_LLM_TEST_WORKERS sets the number of parallel pytest workers (default: one per core).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,4 +26,7 @@ mapfile -t scripts < <(git ls-files '*.sh' '.ci/run' 2> /dev/null || find . -nam
 echo "test.sh: shellcheck on ${#scripts[@]} scripts"
 shellcheck -x "${scripts[@]}"
 
-python -m pytest -q tests "$@"
+# One pytest worker per core (pytest-xdist), each with one intra-op thread: several workers with a
+# thread per core each would oversubscribe the cores and run slower than one worker.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+python -m pytest -q -n "${WENET_LLM_TEST_WORKERS:-auto}" tests "$@"
