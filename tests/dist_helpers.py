@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 
@@ -21,7 +22,8 @@ def dist_setup(rank: int, world_size: int, port: int) -> None:
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), DS_ACCELERATOR="cpu")
     torch.set_num_threads(1)
     try:
-        import deepspeed.comm.torch as ds_comm
+        # import_module, not "import deepspeed.comm.torch as": deepspeed.comm's attribute "torch" is torch itself.
+        ds_comm = importlib.import_module("deepspeed.comm.torch")
     except ImportError:
         return
     # DeepSpeed's CPU communication backend compiles a shared-memory all-reduce extension (C++, minutes on

@@ -112,5 +112,46 @@ def test_demo_stages_0_1(tmp_path):
 
 
 def test_demo_refuses_unimplemented_stages():
-    result = run_recipe("--stop_stage", "6")
+    result = run_recipe("--stop_stage", "8")
     assert result.returncode == 1 and "not implemented in this recipe yet" in result.stderr
+
+
+RATE_PAIRS = ("aed", "aed_attention", "aed_ctc_greedy", "llm_sft1", "llm_sft2", "llm_ctx")
+HOTWORD_KEYS = ("recall_without", "recall_with", "recall_unseen_without", "recall_unseen_with", "bwer_without",
+                "bwer_with")
+
+
+def is_rate(x) -> bool:
+    return isinstance(x, (int, float)) and x >= 0
+
+
+def test_demo_smoke_run_writes_the_results(tmp_path):
+    # Every stage connects: `bash run.sh --smoke true` (a small corpus, a few steps per training stage).
+    data, exp, out = tmp_path / "data", tmp_path / "exp", tmp_path / "results.json"
+    result = run_recipe("--smoke", "true", "--data", str(data), "--exp", str(exp), "--results_json", str(out))
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    results = json.loads(out.read_text())
+    assert results == json.loads((exp / "results" / "results.json").read_text())
+    for key in RATE_PAIRS:  # each with both languages: the demo test set is bilingual
+        assert is_rate(results[key]["en_wer"]) and is_rate(results[key]["zh_cer"]), key
+    assert all(is_rate(results["hotword"][k]) for k in HOTWORD_KEYS), results["hotword"]
+    assert is_rate(results["distractor_insert_rate"])
+    assert set(results["noisy"]) == {"en_wer", "zh_cer"}
+    assert set(results["noisy"]["en_wer"]) == {"0", "5", "10"}
+    assert all(is_rate(v) for lang in results["noisy"].values() for v in lang.values())
+    assert results["noisy_unseen_kind"]["kind"] == "babble" and is_rate(results["noisy_unseen_kind"]["en_wer"])
+    assert 0 <= results["noise_only_empty_rate"] <= 100
+    for tag in ("on", "off"):
+        g = results["guards"][tag]
+        assert all(is_rate(g[k]) for k in ("mer", "insertion_rate", "loop_rate", "noise_only_empty_rate")), g
+    assert results["final_stage"] == "llm_ctx"
+    assert results["commit"] and len(results["config_digest"]) == 16
+    assert set(results["stage_seconds"]) == {str(n) for n in range(7)}  # stage 7 is still running
+    assert results["wall_seconds"] == sum(results["stage_seconds"].values())
+    tables = (exp / "results" / "results.md").read_text()
+    assert "| llm_ctx | test |" in tables and "Hotwords" in tables and "guards" in tables
+    for png in ("train_aed.png", "train_llm_sft1.png", "train_llm_sft2.png", "train_llm_ctx.png", "error_rates.png"):
+        assert (exp / "plots" / png).stat().st_size > 0, png
+    # The contextual training data: lists with targets and distractors, part of it plain.
+    ctx = [json.loads(line) for line in (data / "train_ctx" / "data.list").open()]
+    assert any(e.get("hotwords") for e in ctx) and any(not e.get("hotwords") for e in ctx)

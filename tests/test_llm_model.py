@@ -315,8 +315,9 @@ def test_full_size_configs_build_on_meta(recipe, capsys):
     aed = load_config(AEDExperimentConfig, conf / "aed_conformer_large.yaml")
     encoder_cfg = dataclasses.replace(aed.model, vocab_size=5000)
     models = {s: build_on_meta(load_config(LLMExperimentConfig, conf / f"llm_{s}.yaml").model, encoder_cfg)
-              for s in ("sft1", "sft2")}
+              for s in ("sft1", "sft2", "ctx")}
     counts = {s: parameter_counts(m) for s, m in models.items()}
+    assert counts["ctx"] == counts["sft2"]  # the contextual stage trains SFT 2's set
     trainable = {s: sum(r["trainable"] for r in c.values()) for s, c in counts.items()}
     assert counts["sft1"]["llm"]["frozen"] == 8_190_735_360  # Qwen3-8B
     assert set(k for k, r in counts["sft1"].items() if r["trainable"]) == {"adapter"}

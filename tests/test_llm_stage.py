@@ -88,15 +88,18 @@ def test_resume_is_exact_and_checkpoints_hold_trainable_weights(small_corpus, ti
 
 
 def test_stage_chain_init_from_and_loading(small_corpus, tiny_encoder_dir, tiny_llm_dir, tmp_path):
-    """SFT 1 (adapter) -> SFT 2 (encoder + adapter + LoRA, init_from SFT 1): loading SFT 2 gives every
-    module from the stage that last trained it; decoding and export run from the entry points."""
+    """SFT 1 (adapter + the whole LLM, as the demo trains it) -> SFT 2 (encoder + adapter + LoRA, init_from
+    SFT 1): loading SFT 2 gives every module from the stage that last trained it, the LLM's weights under
+    the LoRA wrapper included; decoding and export run from the entry points."""
     import dataclasses
 
-    from wenet_llm.train.llm import load_trained, set_paths, train_llm
+    from wenet_llm.train.llm import load_trained, plain_llm_key, set_paths, train_llm
 
-    sft1 = stage_cfg(small_corpus, tiny_encoder_dir, tiny_llm_dir, max_steps=2)
+    sft1 = with_model(stage_cfg(small_corpus, tiny_encoder_dir, tiny_llm_dir, max_steps=2),
+                      trainable=["adapter", "llm"])
     train_llm(sft1, tmp_path / "sft1")
     sft1_adapter = load_file(str(tmp_path / "sft1" / "final" / "adapter.safetensors"))
+    sft1_llm = load_file(str(tmp_path / "sft1" / "final" / "llm.safetensors"))
 
     sft2 = with_model(sft1, trainable=["encoder", "adapter", "lora"], lora={"enabled": True, "r": 2, "alpha": 4})
     sft2 = set_paths(sft2, init_from=tmp_path / "sft1")
@@ -112,6 +115,10 @@ def test_stage_chain_init_from_and_loading(small_corpus, tiny_encoder_dir, tiny_
     final = weights_of(tmp_path / "sft2", "final")
     for k, v in model.adapter.state_dict().items():
         assert torch.equal(v, final[f"adapter.{k}"])
+    base = {plain_llm_key(k): v for k, v in model.llm.state_dict().items() if "lora_" not in k}
+    assert set(sft1_llm) <= set(base)
+    for k, v in sft1_llm.items():  # SFT 2 trained no base weight: they are SFT 1's
+        assert torch.equal(v, base[k]), k
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "wenet_llm.bin.decode", "--model", str(tmp_path / "sft2"),
@@ -192,3 +199,7 @@ def test_zero2_two_gloo_processes(small_corpus, tiny_encoder_dir, tiny_llm_dir, 
     final = weights_of(tmp_path / "exp", "final")
     for k, v in model.adapter.state_dict().items():
         assert torch.equal(v, final[f"adapter.{k}"])
+    base = {plain_llm_key(k): v for k, v in model.llm.state_dict().items() if "lora_" not in k}
+    assert set(sft1_llm) <= set(base)
+    for k, v in sft1_llm.items():  # SFT 2 trained no base weight: they are SFT 1's
+        assert torch.equal(v, base[k]), k

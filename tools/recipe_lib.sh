@@ -13,6 +13,8 @@ log() {
 should_run() {
   local n=$1 done_file=$2 signature=$3 message=$4
   log "Stage ${n}: ${message}"
+  _stage_number=${n}
+  _stage_started=${SECONDS}
   if [ -f "${done_file}" ] && [ "${force:-false}" != true ]; then
     if [ "$(cat "${done_file}")" = "${signature}" ]; then
       log "Stage ${n}: already done (${done_file}); skipping. Use --force true to redo it."
@@ -27,9 +29,17 @@ should_run() {
   return 0
 }
 
-# mark_done DONE_FILE SIGNATURE
+# mark_done DONE_FILE SIGNATURE: the stage part that should_run started is done. Its wall time is
+# logged and, when the recipe sets stage_times (a file), recorded there as "STAGE<TAB>DONE_FILE<TAB>SECONDS"
+# (the last line of a DONE_FILE counts: a redone part replaces its earlier time).
 mark_done() {
+  local seconds=$((SECONDS - ${_stage_started:-${SECONDS}}))
   echo "$2" > "$1"
+  log "Stage ${_stage_number:-?}: done in ${seconds} s"
+  if [ -n "${stage_times:-}" ]; then
+    mkdir -p "$(dirname "${stage_times}")"
+    printf '%s\t%s\t%s\n' "${_stage_number:-?}" "$1" "${seconds}" >> "${stage_times}"
+  fi
 }
 
 # claim_stage_dir DIR SIGNATURE: make DIR the working dir of a resumable stage run with SIGNATURE.

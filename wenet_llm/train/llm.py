@@ -114,6 +114,14 @@ def llm_step(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
     return {k: v for k, v in parts.items() if v is not None}
 
 
+def plain_llm_key(name: str) -> str:
+    """A parameter name of the LLM as Hugging Face writes it, without peft's LoRA wrapping
+    (``base_model.model.`` prefix, ``.base_layer`` of a wrapped linear layer)."""
+    if name.startswith("base_model.model."):
+        name = name[len("base_model.model."):]
+    return name.replace(".base_layer.", ".")
+
+
 def weights_format(model: LLMASRModel) -> DirectoryWeights:
     """Checkpoint weights as one directory per checkpoint, a file per trained module."""
     from safetensors.torch import load_file, save_file
@@ -130,6 +138,9 @@ def weights_format(model: LLMASRModel) -> DirectoryWeights:
                 continue
             if module == "lora":
                 save_lora(model.llm, {k[len("llm."):]: v for k, v in entries.items()}, out / "lora")
+            elif module == "llm":  # the Hugging Face names, also from under a LoRA wrapper
+                save_file({plain_llm_key(k[len("llm."):]): v.contiguous().clone() for k, v in entries.items()},
+                          str(out / "llm.safetensors"))
             else:
                 prefix = f"{module}."
                 save_file({k[len(prefix):]: v.contiguous().clone() for k, v in entries.items()},
@@ -143,6 +154,9 @@ def weights_format(model: LLMASRModel) -> DirectoryWeights:
         for module in modules:
             if module == "lora":
                 out.update({f"llm.{k}": v for k, v in load_lora_weights(path / "lora", model.llm).items()})
+            elif module == "llm":  # a fully trained LLM, read into this model's LLM with or without LoRA
+                own = {plain_llm_key(k): k for k, _ in model.llm.state_dict().items()}
+                out.update({f"llm.{own.get(k, k)}": v for k, v in load_file(str(path / "llm.safetensors")).items()})
             else:
                 out.update({f"{module}.{k}": v for k, v in load_file(str(path / f"{module}.safetensors")).items()})
         return out

@@ -2,12 +2,11 @@
 # AISHELL-2 recipe (Mandarin, 1000 h). Stage numbers are shared by every recipe:
 #   0 data preparation  1 tokenizer + CMVN  2 AED training  3 averaging + encoder export
 #   4 LLM SFT 1 (adapter)  5 LLM SFT 2 (encoder + adapter + LoRA)  6 contextual SFT  7 decoding + scoring
-# Stages 6-7 arrive with their issues; this recipe currently implements stages 0-5.
 set -euo pipefail
 
 # begin configuration
 stage=0           # first stage to run
-stop_stage=5      # last stage to run
+stop_stage=7      # last stage to run
 force=false       # true: redo finished stages (their .done markers are ignored)
 nj=$(nproc)       # parallel jobs of data preparation and CMVN (default: the number of CPUs)
 corpus_dir=       # holds AISHELL-2/iOS/{data,dev,test} (required by stage 0)
@@ -29,15 +28,19 @@ slurm_opts=""     # --launcher slurm: more sbatch/srun options for this run, e.g
 average_num=30    # stage 3 averages this many best checkpoints (by CV loss)
 test_sets="dev test"  # sets under data/ that stage 3 decodes
 decode_methods="ctc_greedy_search ctc_prefix_beam_search attention attention_rescoring"  # stage 3 search methods
-llm_path=         # a local Qwen3-8B directory (config.json, weights, tokenizer); required by stages 4-6
+llm_path=         # a local Qwen3-8B directory (config.json, weights, tokenizer); required by stages 4-7
 sft1_config=conf/llm_sft1.yaml    # stage 4: SFT 1, the adapter (LLMExperimentConfig)
 sft2_config=conf/llm_sft2.yaml    # stage 5: SFT 2, encoder + adapter + LoRA, from stage 4 (LLMExperimentConfig)
 llm_overrides=""  # space-separated KEY=VALUE overrides of the LLM stage configs (stages 4-6), e.g. "train.max_epoch=1"
-exp=exp           # where stages 2-5 write models, logs and decodes
+context_data_config=conf/context_data.yaml  # stage 6: hotword lists of the training data (ContextDataConfig)
+ctx_config=conf/llm_ctx.yaml      # stage 6: contextual SFT from stage 5 (LLMExperimentConfig)
+distractor_pool=  # optional: names for stage 6's distractors and stage 7's distractor-only lists (JSON list or one per line)
+eval_sets="test aishell1_hotword_test contextasr_speech_zh test_noisy noise_only"  # stage 7: sets under data/ decoded by the LLM stages (missing ones are reported and skipped); the first is the primary one
+exp=exp           # where stages 2-7 write models, logs, decodes and results
 # end configuration
 
 help_message="Usage: bash run.sh --corpus_dir DIR [options]
-The AISHELL-2 recipe (Mandarin, 1000 h), stages 0-5."
+The AISHELL-2 recipe (Mandarin, 1000 h), stages 0-7."
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -47,7 +50,8 @@ The AISHELL-2 recipe (Mandarin, 1000 h), stages 0-5."
 # shellcheck source=cmd.sh
 . ./cmd.sh  # this site's Slurm settings (--launcher slurm)
 
-check_recipe_options 5
+check_recipe_options 7
+stage_times=${exp}/stage_times.tsv  # mark_done records each stage's wall time here
 overrides=()  # filled per stage by override_args
 # Check every required input before any work.
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ] && [ -z "${corpus_dir}" ]; then
@@ -55,7 +59,7 @@ if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ] && [ -z "${corpus_dir}" ]; 
   exit 1
 fi
 if [ "${stop_stage}" -ge 4 ] && [ -z "${llm_path}" ]; then
-  echo "run.sh: stages 4-6 need --llm_path, a local Qwen3-8B directory (nothing is downloaded)" >&2
+  echo "run.sh: stages 4-7 need --llm_path, a local Qwen3-8B directory (nothing is downloaded)" >&2
   exit 1
 fi
 
@@ -142,5 +146,48 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
       --exp-dir "${exp}/llm_sft2" --data-dir "${data}" --data-format "${data_format}" \
       --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" --init-from "${exp}/llm_sft1" "${overrides[@]}"
     mark_done "${exp}/llm_sft2/.stage5.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+  signature="config=$(file_digest "${ctx_config}") context=$(file_digest "${context_data_config}") pool=${distractor_pool} overrides=${llm_overrides} sft2=$(dir_digest "${exp}/llm_sft2/final")"
+  if should_run 6 "${exp}/llm_ctx/.stage6.done" "${signature}" \
+      "contextual SFT: hotword lists -> ${data}/{train,dev}_ctx; ${exp}/llm_sft2 -> ${exp}/llm_ctx"; then
+    claim_stage_dir "${exp}/llm_ctx" "${signature}"
+    pool_args=()
+    [ -z "${distractor_pool}" ] || pool_args=(--extra-pool "${distractor_pool}")
+    for split in train dev; do
+      run_logged "${exp}/llm_ctx/log/make_context_data_${split}.log" python -m wenet_llm.bin.make_context_data \
+        --in "${data}/${split}/data.list" --out "${data}/${split}_ctx" --config "${context_data_config}" "${pool_args[@]}"
+    done
+    override_args "${llm_overrides}" overrides
+    # The contextual lists are data.list files (raw), whatever --data_format stage 0 exported.
+    run_training "${exp}/llm_ctx/log/train.log" python -m wenet_llm.bin.train_llm --config "${ctx_config}" \
+      --exp-dir "${exp}/llm_ctx" --data-dir "${data}" --data-format raw --train-split train_ctx --dev-split dev_ctx \
+      --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" --init-from "${exp}/llm_sft2" "${overrides[@]}"
+    mark_done "${exp}/llm_ctx/.stage6.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  finals=""
+  for d in aed/final.pt llm_sft1/final llm_sft2/final llm_ctx/final; do
+    if [ -d "${exp}/${d}" ]; then finals+=" ${d}=$(dir_digest "${exp}/${d}")"; fi
+    if [ -f "${exp}/${d}" ]; then finals+=" ${d}=$(file_digest "${exp}/${d}")"; fi
+  done
+  signature="sets=${eval_sets} pool=${distractor_pool}${finals}"
+  if should_run 7 "${exp}/results/.stage7.done" "${signature}" \
+      "decode + score ${eval_sets// /, } with the AED and each LLM stage -> ${exp}/results/{results.json,results.md}, ${exp}/plots"; then
+    pool_args=()
+    [ -z "${distractor_pool}" ] || pool_args=(--distractor-pool "${distractor_pool}")
+    # shellcheck disable=SC2086 # the set list is meant to split into words
+    run_logged "${exp}/results/log/evaluate.log" python -m wenet_llm.bin.evaluate --data-dir "${data}" \
+      --exp-dir "${exp}" --out "${exp}/results" --test-sets ${eval_sets} "${pool_args[@]}" \
+      --stage-times "${stage_times}" --configs conf/*.yaml
+    curves=()
+    for d in aed llm_sft1 llm_sft2 llm_ctx; do [ -d "${exp}/${d}/tensorboard" ] && curves+=("${exp}/${d}"); done
+    run_logged "${exp}/results/log/plot_results.log" python -m wenet_llm.bin.plot_results \
+      --exp-dirs "${curves[@]}" --results "${exp}/results/results.json" --out-dir "${exp}/plots" --allow-missing
+    mark_done "${exp}/results/.stage7.done" "${signature}"
   fi
 fi

@@ -3,12 +3,12 @@
 # Stage numbers are shared by every recipe:
 #   0 data preparation  1 tokenizer + CMVN  2 AED training  3 averaging + encoder export
 #   4 LLM SFT 1 (adapter)  5 LLM SFT 2 (encoder + adapter + LoRA)  6 contextual SFT  7 decoding + scoring
-# Stages 6-7 arrive with their issues; this recipe currently implements stages 0-5.
 set -euo pipefail
 
 # begin configuration
 stage=0           # first stage to run
-stop_stage=5      # last stage to run
+smoke=false       # true: every stage on a 200-utterance corpus, a few training steps each (CI runs it); data and exp default to smoke/data, smoke/exp
+stop_stage=7      # last stage to run
 force=false       # true: redo finished stages (their .done markers are ignored)
 nj=$(nproc)       # parallel jobs of data preparation and CMVN (default: the number of CPUs)
 num_utts=3000     # speech utterances of the generated corpus
@@ -18,6 +18,7 @@ validate_config=conf/validate.yaml     # stage 0 checks (ValidateConfig)
 unit_type=char    # char: Hanzi + English letters (what a few CPU epochs can learn); mixed: Hanzi + English BPE
 bpe_vocab_size=300  # English BPE pieces with unit_type=mixed
 demo_llm_config=conf/demo_llm.yaml     # stage 1: the demo's base LLM, a small Qwen3 pre-trained on grammar text (DemoLLMConfig)
+demo_llm_overrides=""  # space-separated KEY=VALUE overrides of the demo LLM config, e.g. "train.max_steps=100"
 llm_path=         # the base LLM of stages 4-6, a local Hugging Face directory (default: the one stage 1 builds, exp/demo_llm/model)
 data_format=raw   # raw: training reads data/<split>/data.list; shar: also export train/dev to data/<split>/shar
 data=data         # where stages 0-1 write the prepared data
@@ -36,11 +37,14 @@ decode_methods="ctc_greedy_search attention_rescoring"  # stage 3 search methods
 sft1_config=conf/llm_sft1.yaml    # stage 4: SFT 1, the adapter (LLMExperimentConfig)
 sft2_config=conf/llm_sft2.yaml    # stage 5: SFT 2, encoder + adapter + LoRA, from stage 4 (LLMExperimentConfig)
 llm_overrides=""  # space-separated KEY=VALUE overrides of the LLM stage configs (stages 4-6), e.g. "train.max_epoch=1"
-exp=exp           # where stages 2-3 write models, logs and decodes
+context_data_config=conf/context_data.yaml  # stage 6: hotword lists and summaries of the training data (ContextDataConfig)
+ctx_config=conf/llm_ctx.yaml      # stage 6: contextual SFT from stage 5 (LLMExperimentConfig)
+results_json=     # stage 7 also copies exp/results/results.json here (the top-level run.sh: the repository root)
+exp=exp           # where stages 1-7 write models, logs, decodes and results
 # end configuration
 
 help_message="Usage: bash run.sh [options]
-The demo recipe: the pipeline on a generated bilingual corpus, on CPU (stages 0-5)."
+The demo recipe: the pipeline on a generated bilingual corpus, on CPU (stages 0-7)."
 
 . ./path.sh
 # shellcheck source=../../../tools/parse_options.sh
@@ -50,7 +54,21 @@ The demo recipe: the pipeline on a generated bilingual corpus, on CPU (stages 0-
 # shellcheck source=cmd.sh
 . ./cmd.sh  # this site's Slurm settings (--launcher slurm)
 
-check_recipe_options 5
+check_recipe_options 7
+if [ "${smoke}" = true ]; then
+  # The same stages and configs, shrunk: a small corpus, tiny models, a few steps per training stage.
+  [ "${data}" = data ] && data=smoke/data
+  [ "${exp}" = exp ] && exp=smoke/exp
+  num_utts=200
+  demo_llm_overrides="num_sentences=300 max_tokens=512 pack_tokens=64 size.hidden_size=32 size.num_hidden_layers=1 size.num_attention_heads=2 size.num_key_value_heads=1 size.head_dim=16 size.intermediate_size=64 train.max_steps=3 train.log_interval=1 ${demo_llm_overrides}"
+  aed_overrides="model.encoder_conf.output_size=32 model.encoder_conf.attention_heads=2 model.encoder_conf.linear_units=64 model.encoder_conf.num_blocks=1 model.decoder_conf.attention_heads=2 model.decoder_conf.linear_units=64 model.decoder_conf.num_blocks=1 train.max_epoch=2 train.log_interval=1 data.num_workers=0 ${aed_overrides}"
+  average_num=2
+  llm_overrides="model.adapter.hidden_size=32 train.max_steps=3 train.max_epoch=1 train.log_interval=1 data.num_workers=0 decode.max_new_tokens=20 ${llm_overrides}"
+elif [ "${smoke}" != false ]; then
+  echo "run.sh: --smoke must be true or false, got '${smoke}'" >&2
+  exit 1
+fi
+stage_times=${exp}/stage_times.tsv  # mark_done records each stage's wall time here
 llm_path=${llm_path:-${exp}/demo_llm/model}
 overrides=()  # filled per stage by override_args
 
@@ -91,12 +109,13 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     mark_done "${data}/.stage1.done" "${signature}"
   fi
   # The demo's base LLM (a corpus recipe brings Qwen3-8B as --llm_path instead).
-  signature="config=$(file_digest "${demo_llm_config}") train=$(file_digest "${data}/train/data.list")"
+  signature="config=$(file_digest "${demo_llm_config}") overrides=${demo_llm_overrides} train=$(file_digest "${data}/train/data.list")"
   if should_run 1 "${exp}/demo_llm/.done" "${signature}" \
       "base LLM: Qwen tokenizer trimmed to ${data}, small Qwen3 pre-trained on grammar text -> ${exp}/demo_llm/model"; then
     claim_stage_dir "${exp}/demo_llm" "${signature}"
+    override_args "${demo_llm_overrides}" overrides
     run_logged "${exp}/demo_llm/log/make_demo_llm.log" python -m wenet_llm.bin.make_demo_llm \
-      --config "${demo_llm_config}" --data-dir "${data}" --exp-dir "${exp}/demo_llm" --num-jobs "${nj}"
+      --config "${demo_llm_config}" --data-dir "${data}" --exp-dir "${exp}/demo_llm" --num-jobs "${nj}" "${overrides[@]}"
     mark_done "${exp}/demo_llm/.done" "${signature}"
   fi
 fi
@@ -148,5 +167,47 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
       --exp-dir "${exp}/llm_sft2" --data-dir "${data}" --data-format "${data_format}" \
       --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" --init-from "${exp}/llm_sft1" "${overrides[@]}"
     mark_done "${exp}/llm_sft2/.stage5.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+  signature="config=$(file_digest "${ctx_config}") context=$(file_digest "${context_data_config}") overrides=${llm_overrides} sft2=$(dir_digest "${exp}/llm_sft2/final")"
+  if should_run 6 "${exp}/llm_ctx/.stage6.done" "${signature}" \
+      "contextual SFT: hotword lists + summaries -> ${data}/{train,dev}_ctx; ${exp}/llm_sft2 -> ${exp}/llm_ctx"; then
+    claim_stage_dir "${exp}/llm_ctx" "${signature}"
+    # Targets are the names each utterance speaks; distractors come from the other utterances and from a
+    # pool of names no utterance speaks, so the model learns to copy a listed name, not to know it.
+    for split in train dev; do
+      run_logged "${exp}/llm_ctx/log/make_context_data_${split}.log" python -m wenet_llm.bin.make_context_data \
+        --in "${data}/${split}/data.list" --out "${data}/${split}_ctx" --config "${context_data_config}" \
+        --extra-pool "${data}/corpus/distractor_names.json"
+    done
+    override_args "${llm_overrides}" overrides
+    # The contextual lists are data.list files (raw), whatever --data_format stage 0 exported.
+    run_training "${exp}/llm_ctx/log/train.log" python -m wenet_llm.bin.train_llm --config "${ctx_config}" \
+      --exp-dir "${exp}/llm_ctx" --data-dir "${data}" --data-format raw --train-split train_ctx --dev-split dev_ctx \
+      --encoder-dir "${exp}/aed/encoder" --llm-path "${llm_path}" --init-from "${exp}/llm_sft2" "${overrides[@]}"
+    mark_done "${exp}/llm_ctx/.stage6.done" "${signature}"
+  fi
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  finals=""
+  for d in aed/final.pt llm_sft1/final llm_sft2/final llm_ctx/final; do
+    if [ -d "${exp}/${d}" ]; then finals+=" ${d}=$(dir_digest "${exp}/${d}")"; fi
+    if [ -f "${exp}/${d}" ]; then finals+=" ${d}=$(file_digest "${exp}/${d}")"; fi
+  done
+  signature="tests=$(cat "${data}"/{test,test_noisy,test_hotword,noise_only}/data.list 2> /dev/null | sha256sum | cut -c1-16)${finals}"
+  if should_run 7 "${exp}/results/.stage7.done" "${signature}" \
+      "decode + score every test set with the AED and each LLM stage -> ${exp}/results/{results.json,results.md}, ${exp}/plots"; then
+    run_logged "${exp}/results/log/evaluate.log" python -m wenet_llm.bin.evaluate --data-dir "${data}" \
+      --exp-dir "${exp}" --out "${exp}/results" --distractor-pool "${data}/corpus/distractor_names.json" \
+      --stage-times "${stage_times}" --configs conf/*.yaml
+    curves=()
+    for d in aed llm_sft1 llm_sft2 llm_ctx; do [ -d "${exp}/${d}/tensorboard" ] && curves+=("${exp}/${d}"); done
+    run_logged "${exp}/results/log/plot_results.log" python -m wenet_llm.bin.plot_results \
+      --exp-dirs "${curves[@]}" --results "${exp}/results/results.json" --out-dir "${exp}/plots" --allow-missing
+    if [ -n "${results_json}" ]; then cp "${exp}/results/results.json" "${results_json}"; fi
+    mark_done "${exp}/results/.stage7.done" "${signature}"
   fi
 fi

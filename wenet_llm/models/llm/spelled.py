@@ -55,7 +55,7 @@ class SpelledSpeechLM(nn.Module):
         (zero when it has none: what the adapter gives where the CTC layer says blank)."""
         table = self.llm.get_input_embeddings().weight  # (V, E)
         embeds = table[input_ids]  # (B, L, E)
-        if speech_mask is not None and units is not None:
+        if speech_mask is not None and units is not None and self.mixing.shape[0] > 0:  # no units: no spelling
             unit_table = self.mixing.to(table.dtype) @ table  # (V_units, E)
             present = units >= 0
             mixed = (unit_table[units.clamp(min=0)] * (weights * present).unsqueeze(-1).to(table.dtype)).sum(2)
