@@ -261,33 +261,40 @@ def write_tiny_configs(tmp: Path) -> list[str]:
     (tmp / "sft1.yaml").write_text(TINY_SFT.format(trainable="[adapter]", lora="false"))
     (tmp / "sft2.yaml").write_text(TINY_SFT.format(trainable="[encoder, adapter, lora]", lora="true"))
     return ["--aed_config", str(tmp / "aed.yaml"), "--sft1_config", str(tmp / "sft1.yaml"),
-            "--sft2_config", str(tmp / "sft2.yaml"), "--average_num", "1",
+            "--sft2_config", str(tmp / "sft2.yaml"), "--ctx_config", str(tmp / "sft2.yaml"), "--average_num", "1",
             "--decode_methods", "ctc_greedy_search"]
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_corpus_recipe_stages_0_5_on_a_fake_tree(recipe, tmp_path, tiny_llm_dir):
-    """The whole shell logic of a corpus recipe up to SFT 2, with tiny configs and a tiny Qwen3 as --llm_path."""
+def test_corpus_recipe_stages_0_7_on_a_fake_tree(recipe, tmp_path, tiny_llm_dir):
+    """The whole shell logic of a corpus recipe, with tiny configs and a tiny Qwen3 as --llm_path."""
     if recipe == "aishell2":
         corpus = make_fake_aishell2(tmp_path / "corpus")
-        extra = ["--test_sets", "test"]
+        extra = ["--test_sets", "test", "--eval_sets", "test"]
     else:
         corpus = make_fake_librispeech(tmp_path / "corpus")
-        extra = ["--train_parts", "train-clean-100", "--bpe_vocab_size", "40", "--test_sets", "test_clean"]
+        extra = ["--train_parts", "train-clean-100", "--bpe_vocab_size", "40", "--test_sets", "test_clean",
+                 "--eval_sets", "test_clean test_other"]
     data, exp = tmp_path / "data", tmp_path / "exp"
     opts = ["--corpus_dir", str(corpus.root), "--data", str(data), "--exp", str(exp), "--nj", "2",
             "--llm_path", str(tiny_llm_dir), *write_tiny_configs(tmp_path), *extra]
-    proc = run_recipe(recipe, *opts, "--stop_stage", "5")
+    proc = run_recipe(recipe, *opts)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for stage_dir, marker in (("llm_sft1", ".stage4.done"), ("llm_sft2", ".stage5.done")):
+    for stage_dir, marker in (("llm_sft1", ".stage4.done"), ("llm_sft2", ".stage5.done"), ("llm_ctx", ".stage6.done")):
         assert (exp / stage_dir / marker).is_file()
         assert (exp / stage_dir / "final" / "adapter.safetensors").is_file()
     assert (exp / "llm_sft2" / "final" / "lora" / "adapter_config.json").is_file()
     resolved = (exp / "llm_sft2" / "train.yaml").read_text()
     assert str((exp / "llm_sft1").resolve()) in resolved and str(data / "train" / "data.list") in resolved
+    resolved = (exp / "llm_ctx" / "train.yaml").read_text()
+    assert str((exp / "llm_sft2").resolve()) in resolved and str(data / "train_ctx" / "data.list") in resolved
+    results = json.loads((exp / "results" / "results.json").read_text())
+    primary = extra[-1].split()[0]
+    assert results["primary_set"] == primary and results["final_stage"] == "llm_ctx"
+    assert {"aed", "llm_sft1", "llm_sft2", "llm_ctx", "guards"} <= set(results)
+    assert set(results["systems"]["llm_ctx"]) >= {primary, f"{primary} guards off"}
+    assert set(results["stage_seconds"]) == {str(n) for n in range(7)}
     # Rerun: every stage is done; asking for stage 4 without an LLM is an error before any work.
-    again = run_recipe(recipe, *opts, "--stop_stage", "5")
-    assert again.returncode == 0 and again.stdout.count("already done") == 6
-    no_llm = run_recipe(recipe, *[o for o in opts if o != str(tiny_llm_dir) and o != "--llm_path"],
-                        "--stage", "4", "--stop_stage", "4")
+    again = run_recipe(recipe, *opts)
+    assert again.returncode == 0 and again.stdout.count("already done") == 8
     assert no_llm.returncode == 1 and "--llm_path" in no_llm.stderr

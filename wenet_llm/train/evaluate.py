@@ -222,7 +222,7 @@ def evaluate(data_dir: str | Path, exp_dir: str | Path, out_dir: str | Path,
     for name, entries in sets.items():
         if set_kind(entries) == "noisy" and "ctc_greedy_search" in aed.get(name, {}):
             breakdown = _noisy_breakdown(aed[name]["ctc_greedy_search"], entries)
-            results.setdefault("aed_ctc_greedy_noisy", _by_lang(breakdown["snr"]))
+            _merge_by_lang(results.setdefault("aed_ctc_greedy_noisy", {"en_wer": {}, "zh_cer": {}}), breakdown["snr"])
 
     for stage in finished:
         decoder = LLMDecoder(exp / stage, device)
@@ -289,9 +289,10 @@ def provenance(stage_times: Optional[str | Path], configs: Sequence[str | Path])
     return out
 
 
-def _by_lang(per_snr: dict[str, dict]) -> dict[str, dict[str, Optional[float]]]:
-    """{"10": {en_wer, zh_cer}, ...} -> {"en_wer": {"10": ..}, "zh_cer": {"10": ..}}."""
-    return {lang: {snr: rates[lang] for snr, rates in per_snr.items()} for lang in ("en_wer", "zh_cer")}
+def _merge_by_lang(into: dict[str, dict], per_snr: dict[str, dict]) -> None:
+    """Add {"10": {en_wer, zh_cer}, ...} to {"en_wer": {"10": ..}, "zh_cer": {"10": ..}}."""
+    for lang in ("en_wer", "zh_cer"):
+        into[lang].update({snr: rates[lang] for snr, rates in per_snr.items()})
 
 
 def _final_measures(decoder: LLMDecoder, stage: str, data: Path, name: str, entries: Sequence[dict],
@@ -309,9 +310,9 @@ def _final_measures(decoder: LLMDecoder, stage: str, data: Path, name: str, entr
         results.setdefault("noise_only_empty_rate_guards_off", _empty_rate(off))
         results.setdefault("noise_only_over_cap", sum(bool(r["flags"].get("length_cap")) for r in over_cap))
     elif kind == "noisy":
-        breakdown = _noisy_breakdown(plain, entries)
-        results.setdefault("noisy", _by_lang(breakdown["snr"]))
-        results.setdefault("noisy_by_kind", breakdown["kind"])
+        breakdown = _noisy_breakdown(plain, entries)  # several noisy sets (one per SNR) add up
+        _merge_by_lang(results.setdefault("noisy", {"en_wer": {}, "zh_cer": {}}), breakdown["snr"])
+        results.setdefault("noisy_by_kind", {}).update(breakdown["kind"])
         unseen = sorted({str(e["noise"].get("kind")) for e in entries
                          if isinstance(e.get("noise"), dict) and e["noise"].get("seen_in_train") is False})
         if unseen:
