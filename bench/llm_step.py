@@ -59,21 +59,22 @@ def main() -> None:
         encoder = ExportedEncoder(dataclasses.replace(aed.model, vocab_size=700))
         llm = llm_from_config(qwen3_config(args.vocab, Tok, lm.size), cfg.model.llm)
         model = LLMASRModel(encoder, llm, cfg.model).train()
-        n = model.speech_length(frames)
-        prefix, suffix = 8, 14
-        length = prefix + n + suffix + args.tokens
-        ids = torch.randint(2, args.vocab, (args.batch, length))
-        labels = torch.full_like(ids, -100)
-        labels[:, -args.tokens:] = ids[:, -args.tokens:]
-        speech = torch.zeros_like(ids)
-        speech[:, prefix:prefix + n] = 1
-        mask = torch.ones_like(ids)
+        n = model.speech_length(frames)  # an estimate: a ctc_compress adapter gives what the CTC layer hears
+        prefix = torch.randint(2, args.vocab, (args.batch, 8))
+        suffix = torch.randint(2, args.vocab, (args.batch, 14))
+        target = torch.randint(2, args.vocab, (args.batch, args.tokens))
+        length = prefix.shape[1] + n + suffix.shape[1] + args.tokens
+
+        def lengths_of(x: torch.Tensor) -> torch.Tensor:
+            return torch.full((args.batch,), x.shape[1])
+
         ctc = torch.randint(1, 699, (args.batch, args.tokens * 3))
         ctc_len = torch.full((args.batch,), args.tokens * 3)
         opt = build_optimizer(model, cfg.train.optim)
 
         def step() -> None:
-            out = model(feats, lengths, ids, labels, speech, mask, ctc, ctc_len)
+            out = model(feats, lengths, prefix, lengths_of(prefix), suffix, lengths_of(suffix), target,
+                        lengths_of(target), ctc, ctc_len)
             out.loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -87,7 +88,7 @@ def main() -> None:
         t = statistics.median(times)
         trainable = sum(q.numel() for q in model.parameters() if q.requires_grad)
         print(f"{stage}: trainable {trainable / 1e6:.2f}M of {sum(q.numel() for q in model.parameters()) / 1e6:.2f}M; "
-              f"batch {args.batch} x {args.seconds:g} s ({length} positions); step {t:.3f} s (median of {len(times)}; "
+              f"batch {args.batch} x {args.seconds:g} s (about {length} positions); step {t:.3f} s (median of {len(times)}; "
               f"min {min(times):.3f}, max {max(times):.3f}); {args.batch * args.seconds / t:.1f} audio-s/s")
 
 

@@ -29,3 +29,13 @@ def test_score_speed_bench_prints_its_figures():
         line = next(x for x in proc.stdout.splitlines() if x.startswith(label))
         assert line.endswith("median of 1")
     assert any(x.startswith("speed-up: ") and x.endswith("x") for x in proc.stdout.splitlines())
+
+
+def test_llm_step_bench_prints_its_figures():
+    proc = subprocess.run([sys.executable, "bench/llm_step.py", "--batch", "2", "--seconds", "1", "--tokens", "4",
+                           "--repeats", "1", "--threads", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for stage in ("sft1", "sft2"):
+        line = next(x for x in lines if x.startswith(f"{stage}: trainable "))
+        assert "step " in line and "(median of 1;" in line and line.endswith("audio-s/s")

@@ -23,7 +23,7 @@ RECIPES = ("aishell2", "librispeech")
 def run_recipe(recipe: str, *args: str) -> subprocess.CompletedProcess:
     recipe_dir = REPO / "examples" / recipe / "s0"
     before = sorted(recipe_dir.rglob("*"))
-    proc = subprocess.run(["bash", "run.sh", *args], cwd=recipe_dir, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(["bash", "run.sh", *args], cwd=recipe_dir, capture_output=True, text=True, timeout=900)
     assert sorted(recipe_dir.rglob("*")) == before, "the recipe wrote inside the repository"
     return proc
 
@@ -183,9 +183,9 @@ def test_missing_corpus_dir(recipe, tmp_path):
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_unimplemented_stage(recipe, tmp_path):
-    proc = run_recipe(recipe, "--corpus_dir", str(tmp_path), "--stop_stage", "6", "--data", str(tmp_path / "data"))
+    proc = run_recipe(recipe, "--corpus_dir", str(tmp_path), "--stop_stage", "8", "--data", str(tmp_path / "data"))
     assert proc.returncode == 1
-    assert "stages after 5 are not implemented in this recipe yet (asked for --stop_stage 6)" in proc.stderr
+    assert "stages after 7 are not implemented in this recipe yet (asked for --stop_stage 8)" in proc.stderr
     assert not (tmp_path / "data").exists()
 
 
@@ -297,4 +297,6 @@ def test_corpus_recipe_stages_0_7_on_a_fake_tree(recipe, tmp_path, tiny_llm_dir)
     # Rerun: every stage is done; asking for stage 4 without an LLM is an error before any work.
     again = run_recipe(recipe, *opts)
     assert again.returncode == 0 and again.stdout.count("already done") == 8
+    no_llm = run_recipe(recipe, *[o for o in opts if o != str(tiny_llm_dir) and o != "--llm_path"],
+                        "--stage", "4", "--stop_stage", "4")
     assert no_llm.returncode == 1 and "--llm_path" in no_llm.stderr
