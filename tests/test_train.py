@@ -548,3 +548,32 @@ def test_skip_reports_merge_across_ranks():
     text = merged.summary()
     assert "3 utterance(s) skipped" in text and "too_long: 3, e.g. u1 (30s); u2 (31s)" in text
     assert "augmentation failures" in text and "noise_file_unreadable: 1" in text
+
+
+def test_an_epoch_that_skips_most_of_its_data_stops_training(tmp_path):
+    # A few unreadable utterances are skipped and counted; an epoch that could load almost nothing (the
+    # audio went missing) must not be saved as a trained epoch and marked done.
+    class Vanishing(FakeStream):
+        def __iter__(self):
+            for i in range(self.batches_done, self.num_batches):
+                self.batches_done = i + 1
+                if self.epoch == 1 and i > 0:
+                    for j in range(self.batch_size):
+                        self.skips.add(f"e1-b{i}-u{j}", "load_error", "No such file")
+                    continue
+                yield self.make(self.epoch, i)
+
+        def set_epoch(self, epoch: int) -> None:
+            if epoch != self.epoch:
+                self.skips = SkipReport()
+            super().set_epoch(epoch)
+
+    trainer = Trainer(TinyModel(dropout=0.0), step_fn, make_cfg(max_epoch=3, accum_grad=1), tmp_path)
+    with pytest.raises(RuntimeError, match=r"epoch 1: 12 of 1[56] utterances were skipped .*max_skip_fraction 0.5"):
+        trainer.fit(Vanishing(5))
+    assert (tmp_path / "epoch_0.pt").is_file() and not (tmp_path / "epoch_1.pt").exists()
+    # The same share of skips below the bound only reports them.
+    ok = Trainer(TinyModel(dropout=0.0), step_fn, make_cfg(max_epoch=2, accum_grad=1, max_skip_fraction=0.9),
+                 tmp_path / "ok")
+    ok.fit(Vanishing(5))
+    assert (tmp_path / "ok" / "epoch_1.pt").is_file()

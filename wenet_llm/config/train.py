@@ -75,6 +75,10 @@ class TrainConfig:
     grad_clip: float = 5.0  # max global grad norm; 0 = no clipping (the norm is still logged)
     log_interval: int = 100  # optimizer steps between log lines
     save_interval_steps: int = 0  # also validate and save step_{S} every this many steps; 0 = per epoch only
+    # An epoch whose data loader skipped more than this share of its utterances (unreadable audio, bad
+    # lists) stops training with the skip report instead of saving: a few bad utterances are skipped and
+    # counted, a data set that has gone missing is an error.
+    max_skip_fraction: float = 0.5
     # The last keep_last checkpoints keep everything (model, yaml, training state); older ones lose their
     # training state, and their model + yaml too unless they are among the keep_best lowest CV losses
     # (the candidates of average_model --val_best). keep_last 0 keeps everything (WeNet's behaviour).
@@ -108,6 +112,8 @@ class TrainConfig:
             raise ValueError("max_steps, save_interval_steps, keep_last and keep_best must be >= 0")
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip}")
+        if not 0.0 < self.max_skip_fraction <= 1.0:
+            raise ValueError(f"max_skip_fraction must be in (0, 1], got {self.max_skip_fraction}")
         if self.engine == "deepspeed" and self.precision == "fp16":
             # DeepSpeed's fp16 mode casts the module to fp16 (so every input must be fp16) and its torch
             # autocast path has no loss scaler under ZeRO; GPUs without bf16 use the torch engine.

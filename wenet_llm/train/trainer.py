@@ -144,6 +144,7 @@ class Trainer:
         self.epoch = 0
         self.batches = 0  # micro-batches trained on this rank, all epochs
         self.skipped_steps = 0  # steps skipped for a non-finite loss or gradient norm
+        self._epoch_utts = 0  # utterances this rank trained on in this epoch (against the skip report)
         self.last_tag: str | None = None
         self.cv_history: list[dict] = []
         self._data_pos: dict | None = None  # train stream position after the last trained batch
@@ -172,10 +173,11 @@ class Trainer:
                     break  # max_steps reached mid-epoch; saved as step_{S}
                 self._data_pos = copy.deepcopy(train_stream.state_dict())
                 loss_dict = self.validate(dev_stream) if dev_stream is not None else {}
-                skip_report = self._gather_skips(train_stream)  # collective: every rank's skips, once
+                skip_report, skipped = self._gather_skips(train_stream)  # collective: every rank's skips, once
                 if self.rank == 0:
                     logger.info("epoch %d done at step %d; cv %s; skipped steps %d; data: %s", self.epoch,
                                 self.step, _fmt(loss_dict), self.skipped_steps, skip_report)
+                self._check_skips(skipped, skip_report)
                 self.save(f"epoch_{self.epoch}", loss_dict, epoch_done=True)
                 self.epoch += 1
             if self.rank == 0 and self.last_tag not in (None, "init"):
@@ -206,6 +208,7 @@ class Trainer:
                 torch.manual_seed(self._micro_seed())
                 self.batches += 1
                 utts, audio_seconds = len(batch), float(getattr(batch, "audio_seconds", 0.0))
+                self._epoch_utts += utts
                 tokens = float(getattr(batch, "num_tokens", 0) or 0)  # LLM batches: positions the LLM runs on
                 batch = to_device(batch, eng.device)
                 with eng.accumulate(boundary):
@@ -393,17 +396,29 @@ class Trainer:
                 last = batch
                 yield batch, True
 
-    def _gather_skips(self, stream) -> str:
-        """This epoch's skipped utterances of all ranks (each rank counts only the batches it loaded)."""
+    def _gather_skips(self, stream) -> tuple[str, int]:
+        """This epoch's skipped utterances of all ranks (each rank counts only the batches it loaded):
+        the report and how many."""
         skips = getattr(stream, "skips", None)
         states = self.engine.all_gather_object(skips.state_dict() if skips is not None else None)
         if skips is None:
-            return "no skip report"
+            return "no skip report", 0
         merged = type(skips)()
         for state in states:
             if state is not None:
                 merged.merge_state_dict(state)
-        return merged.summary()
+        return merged.summary(), merged.total()
+
+    def _check_skips(self, skipped: int, report: str) -> None:
+        """Stop, without saving the epoch, when more than max_skip_fraction of its utterances were skipped."""
+        trained = int(self.engine.all_reduce(torch.tensor(float(self._epoch_utts), dtype=torch.float64)).item())
+        self._epoch_utts = 0
+        seen = trained + skipped
+        if seen and skipped > self.cfg.max_skip_fraction * seen:
+            raise RuntimeError(
+                f"epoch {self.epoch}: {skipped} of {seen} utterances were skipped (more than "
+                f"train.max_skip_fraction {self.cfg.max_skip_fraction}): {report}. The data is broken, not one "
+                f"utterance; fix it and rerun: training resumes from the last saved checkpoint")
 
     def _has_any(self, present: bool) -> bool:
         return bool(self.engine.all_reduce(torch.tensor(1.0 if present else 0.0), "max").item())
