@@ -317,3 +317,23 @@ check_launch_options() {
       ;;
   esac
 }
+
+# trained_digests EXP: " aed/final.pt=D llm_sft1/final=D ..." for the trained models stage 7 evaluates
+# (those that exist), the part of stage 7's signature that makes it stale when a model is retrained.
+trained_digests() {
+  local exp=$1 d out=""
+  for d in aed/final.pt llm_sft1/final llm_sft2/final llm_ctx/final; do
+    if [ -d "${exp}/${d}" ]; then out+=" ${d}=$(dir_digest "${exp}/${d}")"; fi
+    if [ -f "${exp}/${d}" ]; then out+=" ${d}=$(file_digest "${exp}/${d}")"; fi
+  done
+  echo "${out}"
+}
+
+# plot_results EXP: stage 7's pictures, the training curves of every stage dir with TensorBoard logs and
+# the error rates of EXP/results/results.json, into EXP/plots.
+plot_results() {
+  local exp=$1 d curves=()
+  for d in aed llm_sft1 llm_sft2 llm_ctx; do [ -d "${exp}/${d}/tensorboard" ] && curves+=("${exp}/${d}"); done
+  run_logged "${exp}/results/log/plot_results.log" python -m wenet_llm.bin.plot_results \
+    --exp-dirs "${curves[@]}" --results "${exp}/results/results.json" --out-dir "${exp}/plots" --allow-missing
+}

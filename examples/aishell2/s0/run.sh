@@ -170,11 +170,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
-  finals=""
-  for d in aed/final.pt llm_sft1/final llm_sft2/final llm_ctx/final; do
-    if [ -d "${exp}/${d}" ]; then finals+=" ${d}=$(dir_digest "${exp}/${d}")"; fi
-    if [ -f "${exp}/${d}" ]; then finals+=" ${d}=$(file_digest "${exp}/${d}")"; fi
-  done
+  finals=$(trained_digests "${exp}")
   signature="sets=${eval_sets} pool=${distractor_pool}${finals}"
   if should_run 7 "${exp}/results/.stage7.done" "${signature}" \
       "decode + score ${eval_sets// /, } with the AED and each LLM stage -> ${exp}/results/{results.json,results.md}, ${exp}/plots"; then
@@ -184,10 +180,7 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     run_logged "${exp}/results/log/evaluate.log" python -m wenet_llm.bin.evaluate --data-dir "${data}" \
       --exp-dir "${exp}" --out "${exp}/results" --test-sets ${eval_sets} "${pool_args[@]}" \
       --stage-times "${stage_times}" --configs conf/*.yaml
-    curves=()
-    for d in aed llm_sft1 llm_sft2 llm_ctx; do [ -d "${exp}/${d}/tensorboard" ] && curves+=("${exp}/${d}"); done
-    run_logged "${exp}/results/log/plot_results.log" python -m wenet_llm.bin.plot_results \
-      --exp-dirs "${curves[@]}" --results "${exp}/results/results.json" --out-dir "${exp}/plots" --allow-missing
+    plot_results "${exp}"
     mark_done "${exp}/results/.stage7.done" "${signature}"
   fi
 fi
