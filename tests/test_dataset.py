@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -138,6 +139,34 @@ def test_non_speech_mixed_in_with_empty_targets(small_corpus, char_tokenizer):
         for i, k in enumerate(b.keys):
             if k.startswith("noise-"):
                 assert int(b.token_lengths[i]) == 0
+
+
+def test_noise_and_non_speech_start_at_their_epoch(small_corpus, char_tokenizer, tmp_path):
+    # Clean speech only before start_epoch (the alignment forms first), both augmentations from it on.
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    sf.write(noise / "white.wav", np.random.default_rng(0).uniform(-0.5, 0.5, 32000).astype(np.float32), 16000)
+    cfg = data_cfg(small_corpus, "non_speech.enabled=true", f"non_speech.cuts={small_corpus / 'noise_only' / 'data.list'}",
+                   "non_speech.rate=0.2", "non_speech.start_epoch=2", "noise.enabled=true", f"noise.noise_dir={noise}",
+                   "noise.prob=1.0", "noise.start_epoch=2", "noise.min_snr_db=0", "noise.max_snr_db=0",
+                   "fbank.dither=0")
+    clean = data_cfg(small_corpus, "fbank.dither=0")
+    stream = DataStream(functools.partial(training_cuts, cfg, 0), SpeechDataset(cfg, train=True, tokenizer=char_tokenizer),
+                        cfg, shuffle=False)
+    reference = stream_for(clean, tokenizer=char_tokenizer, num_workers=0)
+    reference.shuffle = False
+    for epoch in range(3):
+        stream.set_epoch(epoch)
+        reference.set_epoch(epoch)
+        got = {k: f[: int(n)] for b in stream for k, f, n in zip(b.keys, b.feats, b.feats_lengths)}
+        want = {k: f[: int(n)] for b in reference for k, f, n in zip(b.keys, b.feats, b.feats_lengths)}
+        non_speech = [k for k in got if k.startswith("noise-")]
+        if epoch < 2:
+            assert not non_speech and sorted(got) == sorted(want)
+            assert all(torch.equal(got[k], want[k]) for k in want)
+        else:
+            assert non_speech
+            assert not any(torch.equal(got[k], want[k]) for k in want)  # every utterance got its 0 dB noise
 
 
 def test_non_speech_with_transcript_is_rejected(small_corpus):

@@ -59,10 +59,15 @@ class NoiseAugConfig:
     prob: float = 0.5
     min_snr_db: float = 0.0
     max_snr_db: float = 20.0
+    # First epoch (0-based) that adds noise: a small model on little data first learns to align on
+    # clean speech; noise from the first step can keep its CTC alignment from forming at all.
+    start_epoch: int = 0
 
     def validate(self) -> None:
         if not 0.0 <= self.prob <= 1.0:
             raise ValueError(f"prob must be in [0, 1], got {self.prob}")
+        if self.start_epoch < 0:
+            raise ValueError(f"start_epoch must be >= 0, got {self.start_epoch}")
         if self.min_snr_db > self.max_snr_db:
             raise ValueError("min_snr_db must be <= max_snr_db")
         if self.enabled and not self.noise_dir:
@@ -91,10 +96,13 @@ class NonSpeechConfig:
     enabled: bool = False
     cuts: str = ""  # data.list / Kaldi dir / manifest of non-speech clips (e.g. the demo's noise_only)
     rate: float = 0.05  # expected share of non-speech items among training items
+    start_epoch: int = 0  # first epoch (0-based) with non-speech clips (as noise.start_epoch)
 
     def validate(self) -> None:
         if not 0.0 <= self.rate < 1.0:
             raise ValueError(f"rate must be in [0, 1), got {self.rate}")
+        if self.start_epoch < 0:
+            raise ValueError(f"start_epoch must be >= 0, got {self.start_epoch}")
         if self.enabled and not self.cuts:
             raise ValueError("non-speech mixing is enabled but cuts is empty")
 

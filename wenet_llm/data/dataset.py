@@ -194,7 +194,7 @@ class SpeechDataset(torch.utils.data.Dataset):
                     audio, _ = augment.add_reverb(audio, self.rir_source, cfg.reverb, np_rng)
                 except Exception as e:
                     problems.append((AUGMENT_PREFIX + "rir_file_unreadable", f"{type(e).__name__}: {e}"))
-            if self.noise_source is not None:
+            if self.noise_source is not None and self.epoch >= cfg.noise.start_epoch:
                 try:
                     audio, _ = augment.add_noise(audio, self.noise_source, cfg.noise, np_rng)
                 except Exception as e:
@@ -280,10 +280,15 @@ def load_cut_set(path: str, fmt: str = "raw") -> CutSet:
     return formats.load_cuts(path)
 
 
-def training_cuts(cfg: DataConfig, seed: int = 0) -> CutSet:
-    """Training cuts with non-speech clips (empty targets) multiplexed in at ``non_speech.rate``."""
+def training_cuts(cfg: DataConfig, seed: int = 0, epoch: int | None = None) -> CutSet:
+    """Training cuts with non-speech clips (empty targets) multiplexed in at ``non_speech.rate``.
+
+    With ``epoch`` given, epochs before ``non_speech.start_epoch`` get the speech cuts only.
+    """
     cuts = load_cut_set(cfg.train, cfg.format)
     if not cfg.non_speech.enabled or cfg.non_speech.rate == 0:
+        return cuts
+    if epoch is not None and epoch < cfg.non_speech.start_epoch:
         return cuts
     non_speech = load_cut_set(cfg.non_speech.cuts, "raw")
     for cut in non_speech:
@@ -385,9 +390,9 @@ class DataStream:
     next unseen batch. Batches whose every item was skipped are counted and not yielded.
     """
 
-    def __init__(self, cuts: CutSet, dataset: SpeechDataset, cfg: DataConfig, shuffle: bool,
-                 rank: int = 0, world_size: int = 1, num_workers: int | None = None):
-        self.cuts = cuts
+    def __init__(self, cuts: CutSet | Callable[[int], CutSet], dataset: SpeechDataset, cfg: DataConfig,
+                 shuffle: bool, rank: int = 0, world_size: int = 1, num_workers: int | None = None):
+        self.cuts = cuts  # or ``epoch -> CutSet`` when the set changes with the epoch (training_cuts)
         self.dataset = dataset
         self.cfg = cfg
         self.shuffle = shuffle
@@ -406,7 +411,8 @@ class DataStream:
     def __iter__(self) -> Iterator[Batch]:
         processor = getattr(self.dataset, "text_processor", None)
         counter = cut_token_counter(processor) if processor is not None else None
-        sampler = make_sampler(self.cuts, self.cfg.sampler, self.shuffle, self.rank, self.world_size, counter)
+        cuts = self.cuts(self.epoch) if callable(self.cuts) else self.cuts
+        sampler = make_sampler(cuts, self.cfg.sampler, self.shuffle, self.rank, self.world_size, counter)
         sampler.set_epoch(self.epoch)
         self.dataset.set_epoch(self.epoch)
         loader = torch.utils.data.DataLoader(
