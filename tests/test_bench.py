@@ -39,3 +39,32 @@ def test_llm_step_bench_prints_its_figures():
     for stage in ("sft1", "sft2"):
         line = next(x for x in lines if x.startswith(f"{stage}: trainable "))
         assert "step " in line and "(median of 1;" in line and line.endswith("audio-s/s")
+
+
+def test_decode_bench_hands_older_code_only_the_settings_it_knows(tmp_path):
+    # The old code of bench/aed_decode.py reads an experiment trained by the new one: keys added since
+    # (here two made-up ones) are left out of the train.yaml it gets; a config without them is used as is.
+    import importlib.util
+
+    import yaml
+
+    from wenet_llm.config import load_config
+    from wenet_llm.config.core import to_dict
+    from wenet_llm.config.experiment import AEDExperimentConfig
+
+    spec = importlib.util.spec_from_file_location("aed_decode_bench", REPO / "bench" / "aed_decode.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    current = to_dict(AEDExperimentConfig())
+    (exp / "train.yaml").write_text(yaml.safe_dump(current), encoding="utf-8")
+    assert bench.config_for_this_code(exp, tmp_path) == exp
+    newer = dict(current, later_section={"x": 1})
+    newer["data"] = dict(current["data"], noise=dict(current["data"]["noise"], later_key=3))
+    (exp / "train.yaml").write_text(yaml.safe_dump(newer), encoding="utf-8")
+    out = tmp_path / "pruned"
+    out.mkdir()
+    assert bench.config_for_this_code(exp, out) == out
+    assert yaml.safe_load((out / "train.yaml").read_text(encoding="utf-8")) == current
+    load_config(AEDExperimentConfig, out / "train.yaml")
