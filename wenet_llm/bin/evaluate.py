@@ -33,6 +33,9 @@ def get_parser() -> ArgumentParser:
     p.add_argument("--stage-times", default=None, metavar="FILE",
                    help="the recipe's stage times (STAGE<TAB>MARKER<TAB>SECONDS lines): stage_seconds and "
                         "wall_seconds in the results")
+    p.add_argument("--stage", default=None, metavar="N",
+                   help="the recipe stage this evaluation runs as: its own seconds join stage_seconds and "
+                        "wall_seconds")
     p.add_argument("--configs", nargs="*", default=[], metavar="YAML",
                    help="the recipe's config files: their digest goes into the results (config_digest)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.num_threads)
     try:
         evaluate(args.data_dir, args.exp_dir, args.out, args.test_sets, args.distractor_pool, args.device, args.stages,
-                 provenance(args.stage_times, args.configs))
+                 provenance(args.stage_times, args.configs), own_stage=args.stage)
     except (FileNotFoundError, ValueError) as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 1

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import logging
 import random
+import time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -190,9 +191,13 @@ def set_kind(entries: Sequence[dict]) -> str:
 
 def evaluate(data_dir: str | Path, exp_dir: str | Path, out_dir: str | Path,
              test_sets: Sequence[str] = DEMO_TEST_SETS, distractor_pool: Optional[str | Path] = None,
-             device: str = "cpu", stages: Sequence[str] = LLM_STAGES, extra: Optional[dict] = None) -> dict:
+             device: str = "cpu", stages: Sequence[str] = LLM_STAGES, extra: Optional[dict] = None,
+             own_stage: Optional[str] = None) -> dict:
     """Decode and score every test set with every finished system; returns (and writes) the results,
-    ``extra`` (e.g. :func:`provenance`) included."""
+    ``extra`` (e.g. :func:`provenance`) included. ``own_stage`` (the recipe stage this runs as) adds this
+    evaluation's own seconds to ``stage_seconds`` and ``wall_seconds``, which the stage-times file cannot
+    hold yet."""
+    started = time.monotonic()
     data, exp, out = Path(data_dir), Path(exp_dir), Path(out_dir)
     if not test_sets:
         raise ValueError("no test set given")
@@ -242,6 +247,9 @@ def evaluate(data_dir: str | Path, exp_dir: str | Path, out_dir: str | Path,
         results["guards"]["off"]["noise_only_empty_rate"] = results["noise_only_empty_rate_guards_off"]
     results["systems"] = {system: {name: {**lang_rates(s), "mer": round(s.result.total.wer, 2)}
                                    for name, s in per_set.items()} for system, per_set in scores.items()}
+    if own_stage is not None and "stage_seconds" in results:
+        results["stage_seconds"] = {**results["stage_seconds"], own_stage: round(time.monotonic() - started)}
+        results["wall_seconds"] = sum(results["stage_seconds"].values())
     out.mkdir(parents=True, exist_ok=True)
     with atomic_open(out / "results.json") as f:
         json.dump(results, f, ensure_ascii=False, indent=1)

@@ -198,7 +198,7 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
       "decode + score every test set with the AED and each LLM stage -> ${exp}/results/{results.json,results.md}, ${exp}/plots"; then
     run_logged "${exp}/results/log/evaluate.log" python -m wenet_llm.bin.evaluate --data-dir "${data}" \
       --exp-dir "${exp}" --out "${exp}/results" --distractor-pool "${data}/corpus/distractor_names.json" \
-      --stage-times "${stage_times}" --configs conf/*.yaml
+      --stage-times "${stage_times}" --stage 7 --configs conf/*.yaml
     plot_results "${exp}"
     if [ -n "${results_json}" ]; then cp "${exp}/results/results.json" "${results_json}"; fi
     mark_done "${exp}/results/.stage7.done" "${signature}"

@@ -186,7 +186,7 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     # shellcheck disable=SC2086 # the set list is meant to split into words
     run_logged "${exp}/results/log/evaluate.log" python -m wenet_llm.bin.evaluate --data-dir "${data}" \
       --exp-dir "${exp}" --out "${exp}/results" --test-sets ${eval_sets} "${pool_args[@]}" \
-      --stage-times "${stage_times}" --configs conf/*.yaml
+      --stage-times "${stage_times}" --stage 7 --configs conf/*.yaml
     plot_results "${exp}"
     mark_done "${exp}/results/.stage7.done" "${signature}"
   fi
