@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -151,7 +150,7 @@ def test_noise_and_non_speech_start_at_their_epoch(small_corpus, char_tokenizer,
                    "noise.prob=1.0", "noise.start_epoch=2", "noise.min_snr_db=0", "noise.max_snr_db=0",
                    "fbank.dither=0")
     clean = data_cfg(small_corpus, "fbank.dither=0")
-    stream = DataStream(functools.partial(training_cuts, cfg, 0), SpeechDataset(cfg, train=True, tokenizer=char_tokenizer),
+    stream = DataStream(training_cuts(cfg, 0), SpeechDataset(cfg, train=True, tokenizer=char_tokenizer),
                         cfg, shuffle=False)
     reference = stream_for(clean, tokenizer=char_tokenizer, num_workers=0)
     reference.shuffle = False

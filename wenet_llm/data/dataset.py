@@ -280,16 +280,16 @@ def load_cut_set(path: str, fmt: str = "raw") -> CutSet:
     return formats.load_cuts(path)
 
 
-def training_cuts(cfg: DataConfig, seed: int = 0, epoch: int | None = None) -> CutSet:
-    """Training cuts with non-speech clips (empty targets) multiplexed in at ``non_speech.rate``.
+def training_cuts(cfg: DataConfig, seed: int = 0) -> Callable[[int], CutSet]:
+    """``epoch -> training cuts``: from ``non_speech.start_epoch`` on, with non-speech clips (empty
+    targets) multiplexed in at ``non_speech.rate``; before it, the speech cuts alone.
 
-    With ``epoch`` given, epochs before ``non_speech.start_epoch`` get the speech cuts only.
+    Both lists are read and checked here, once, so a bad non-speech list fails at start-up rather
+    than at the epoch that first uses it.
     """
     cuts = load_cut_set(cfg.train, cfg.format)
     if not cfg.non_speech.enabled or cfg.non_speech.rate == 0:
-        return cuts
-    if epoch is not None and epoch < cfg.non_speech.start_epoch:
-        return cuts
+        return lambda epoch: cuts
     non_speech = load_cut_set(cfg.non_speech.cuts, "raw")
     for cut in non_speech:
         for sup in cut.supervisions:
@@ -298,7 +298,8 @@ def training_cuts(cfg: DataConfig, seed: int = 0, epoch: int | None = None) -> C
                                  f"({sup.text!r}); its target must be empty")
     rate = cfg.non_speech.rate
     # Stops with the speech data; non-speech repeats as needed (ids get a repeat suffix).
-    return CutSet.mux(cuts, non_speech.repeat(), weights=[1.0 - rate, rate], stop_early=True, seed=seed)
+    mixed = CutSet.mux(cuts, non_speech.repeat(), weights=[1.0 - rate, rate], stop_early=True, seed=seed)
+    return lambda epoch: mixed if epoch >= cfg.non_speech.start_epoch else cuts
 
 
 class DurationTokenConstraint(SamplingConstraint):

@@ -9,7 +9,6 @@ decoding and export read back from ``exp_dir/train.yaml``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -96,7 +95,7 @@ def train_aed(cfg: AEDExperimentConfig, exp_dir: str | Path) -> None:
     cfg = resolve_model_config(cfg, tokenizer)
     model = build_model(cfg)
     data = cfg.data
-    train_stream = DataStream(functools.partial(training_cuts, data, cfg.train.seed),
+    train_stream = DataStream(training_cuts(data, cfg.train.seed),
                               SpeechDataset(data, train=True, tokenizer=tokenizer, seed=cfg.train.seed),
                               data, shuffle=data.sampler.shuffle, rank=rank, world_size=world_size)
     dev_stream = DataStream(load_cut_set(data.dev, data.format), SpeechDataset(data, train=False, tokenizer=tokenizer),

@@ -14,7 +14,6 @@ stage config that asks for other ones is an error.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 from pathlib import Path
@@ -171,7 +170,7 @@ def make_streams(cfg: LLMExperimentConfig, model: LLMASRModel, tokenizer, rank: 
     meta = load_encoder_meta(cfg.model.encoder_dir)
     units = load_unit_tokenizer(meta["units"], meta["bpe_model"]) if cfg.model.ctc_weight > 0 else None
     builder = PromptBuilder(tokenizer, cfg.prompt, model.speech_length, data.fbank.frame_shift_ms)
-    train = DataStream(functools.partial(training_cuts, data, cfg.train.seed),
+    train = DataStream(training_cuts(data, cfg.train.seed),
                        SpeechDataset(data, train=True, tokenizer=units, seed=cfg.train.seed, text_processor=builder),
                        data, shuffle=data.sampler.shuffle, rank=rank, world_size=world_size)
     dev = DataStream(load_cut_set(data.dev, data.format),
