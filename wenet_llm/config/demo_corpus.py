@@ -16,7 +16,7 @@ class DemoCorpusConfig:
     num_utts: int = 3000  # speech utterances over train/dev/test/test_hotword
     seed: int = 0
     sample_rate: int = 16000
-    zh_fraction: float = 0.5  # share of Mandarin recordings; the rest are English
+    zh_fraction: float = 0.5  # share of Mandarin utterances in every split (balanced per recording); the rest English
     # Split sizes as fractions of num_utts; train takes what is left.
     dev_fraction: float = 0.05
     test_fraction: float = 0.05
@@ -48,7 +48,7 @@ class DemoCorpusConfig:
     hotword_distractors: int = 4  # distractor terms in each test_hotword list
     # Rare names: invented names of a pool disjoint from the entities above, so that a contextual stage
     # learns to copy names from a hotword list rather than to remember them.
-    rare_name_rate: float = 0.45  # share of train and dev sentences naming one rare name
+    rare_name_rate: float = 0.15  # share of train and dev sentences naming one rare name (more slows the AED)
     rare_name_repeat_rate: float = 0.1  # share of train mentions that reuse a name already used once
     max_rare_name_count: int = 2  # times one rare name may occur in train (dev names occur once)
     distractor_names_per_kind: int = 500  # never-spoken names per language and kind (distractor_names.json)

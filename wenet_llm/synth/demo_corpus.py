@@ -267,6 +267,18 @@ def _plan_sentence(rng: random.Random, entities: _EntityPlanner, lang: str, topi
     raise RuntimeError(f"every {lang} sentence drawn for {[e.text for e in named]} said another name by accident")
 
 
+def _recording_language(cfg: DemoCorpusConfig, made_by_lang: dict[str, int], rng: random.Random) -> str:
+    """A recording goes to the language behind its share of the split so far; a tie (the first) is drawn.
+
+    So every split holds ``zh_fraction`` Mandarin utterances up to one recording, and a small test split
+    (a smoke corpus' 10 utterances) is never monolingual by chance.
+    """
+    zh_behind = cfg.zh_fraction * sum(made_by_lang.values()) - made_by_lang["zh"]
+    if zh_behind == 0:
+        return "zh" if rng.random() < cfg.zh_fraction else "en"
+    return "zh" if zh_behind > 0 else "en"
+
+
 def plan_speech(cfg: DemoCorpusConfig, rng: random.Random) -> tuple[list[Utterance], _EntityPlanner, dict]:
     """Texts, speakers, recordings and hotword lists of every speech utterance (no audio yet)."""
     speakers = make_speakers(cfg, rng)
@@ -275,14 +287,17 @@ def plan_speech(cfg: DemoCorpusConfig, rng: random.Random) -> tuple[list[Utteran
     recordings: dict[str, dict] = {}
     rec_index = 0
     for split, size in split_sizes(cfg).items():
-        made = 0
-        while made < size:
-            lang = "zh" if rng.random() < cfg.zh_fraction else "en"
+        made_by_lang = {"en": 0, "zh": 0}
+        while (made := sum(made_by_lang.values())) < size:
+            lang = _recording_language(cfg, made_by_lang, rng)
             spk = rng.choice(speakers[lang])
             topic = rng.choice(demo_text.topics(lang))
             rec_id = f"{spk.spk_id}-r{rec_index:05d}"
             rec_index += 1
-            count = min(rng.randint(cfg.min_utts_per_recording, cfg.max_utts_per_recording), size - made)
+            room = size - made
+            if made == 0 and 0.0 < cfg.zh_fraction < 1.0 and size >= 2:
+                room -= 1  # leave the split's second recording to the other language
+            count = min(rng.randint(cfg.min_utts_per_recording, cfg.max_utts_per_recording), room)
             recordings[rec_id] = {"split": split, "lang": lang, "topic": topic, "spk": spk.spk_id, "utts": []}
             # espeak reads faster than its default at speed > 175 wpm: ask for more text to keep durations.
             rate = spk.speed_wpm / ESPEAK_DEFAULT_WPM
@@ -301,7 +316,7 @@ def plan_speech(cfg: DemoCorpusConfig, rng: random.Random) -> tuple[list[Utteran
                     utt.hotwords = entities.hotword_list(lang, sentence.entities)
                 utts.append(utt)
                 recordings[rec_id]["utts"].append(utt.key)
-            made += count
+            made_by_lang[lang] += count
     entities.make_distractors()
     speaker_table = {s.spk_id: asdict(s) for pool in speakers.values() for s in pool}
     return utts, entities, {"recordings": recordings, "speakers": speaker_table}
