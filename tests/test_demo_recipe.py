@@ -144,6 +144,12 @@ def test_demo_smoke_run_writes_the_results(tmp_path):
     for tag in ("on", "off"):
         g = results["guards"][tag]
         assert all(is_rate(g[k]) for k in ("mer", "insertion_rate", "loop_rate", "noise_only_empty_rate")), g
+    # how much of each LLM figure is the CTC head's hypothesis (the consistency guard's fallback)
+    assert set(results["ctc_fallback_rate"]) == {"llm_sft1", "llm_sft2", "llm_ctx"}
+    assert all(is_rate(v) and v <= 100 for v in results["ctc_fallback_rate"].values())
+    assert results["guards"]["on"]["ctc_fallback_rate"] == results["ctc_fallback_rate"]["llm_ctx"]
+    assert results["guards"]["off"]["ctc_fallback_rate"] == 0
+    assert results["systems"]["llm_ctx"]["noise_only"]["mer"] is None  # no reference token, no rate
     assert results["final_stage"] == "llm_ctx"
     assert results["commit"] and len(results["config_digest"]) == 16
     assert set(results["stage_seconds"]) == {str(n) for n in range(8)}  # stage 7: evaluate's own time

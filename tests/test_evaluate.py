@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from wenet_llm.score.report import score_system
-from wenet_llm.train.evaluate import (_noisy_breakdown, distractor_context, read_stage_times, results_markdown,
-                                      seen_terms, set_kind)
+from wenet_llm.train.evaluate import (_ctc_fallback_rate, _noisy_breakdown, distractor_context, read_stage_times,
+                                      results_markdown, seen_terms, set_kind)
 
 
 def test_set_kind_follows_the_entries():
@@ -59,3 +61,11 @@ def test_results_markdown_tables():
     assert md.index("| 10 | 11.00 | - |") < md.index("| 0 | 20.00 | 8.00 |")  # high SNR first
     assert "| recall % | 40.00 | 90.00 |" in md
     assert "0.50 % of utterances gained a list name" in md
+
+
+def test_ctc_fallback_rate_counts_the_guard_flags(tmp_path):
+    assert _ctc_fallback_rate(tmp_path) is None  # an AED decode: no per-utterance records
+    records = [{"key": "a", "flags": {"ctc_fallback": True}}, {"key": "b", "flags": {"ctc_fallback": False}},
+               {"key": "c", "flags": {}}, {"key": "d", "flags": {"ctc_fallback": True, "ctc_mismatch": True}}]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    assert _ctc_fallback_rate(tmp_path) == 50.0

@@ -140,10 +140,28 @@ def _rates_of_ops(ops: Sequence[tuple[str, str]]) -> dict[str, Optional[float]]:
     return {"en_wer": round(en.wer, 2) if en.n else None, "zh_cer": round(zh.wer, 2) if zh.n else None}
 
 
-def _guard_figures(test: SystemScore) -> dict:
+def _mer(s: SystemScore) -> Optional[float]:
+    """None on a set whose references are all empty (noise only): a rate over no reference token is undefined."""
+    total = s.result.total
+    return round(total.wer, 2) if total.n else None
+
+
+def _ctc_fallback_rate(decode_dir: Path) -> Optional[float]:
+    """Percent of a decode's utterances whose output is the CTC hypothesis (the consistency guard fell back):
+    how much of an LLM figure is the encoder's CTC head rather than the LLM. None without per-utterance records."""
+    path = decode_dir / "results.jsonl"
+    if not path.is_file():
+        return None
+    flags = [bool(json.loads(line).get("flags", {}).get("ctc_fallback")) for line in path.open(encoding="utf-8")
+             if line.strip()]
+    return round(100.0 * sum(flags) / len(flags), 2) if flags else None
+
+
+def _guard_figures(test: SystemScore, decode_dir: Path) -> dict:
     h = test.hallucination
-    return {"mer": round(test.result.total.wer, 2), **lang_rates(test), "insertion_rate": _round(h.insertion_rate),
-            "loop_rate": _round(h.loop_rate), "overlong_rate": _round(h.overlong_rate)}
+    return {"mer": _mer(test), **lang_rates(test), "insertion_rate": _round(h.insertion_rate),
+            "loop_rate": _round(h.loop_rate), "overlong_rate": _round(h.overlong_rate),
+            "ctc_fallback_rate": _ctc_fallback_rate(decode_dir)}
 
 
 def _empty_rate(s: SystemScore) -> Optional[float]:
@@ -239,13 +257,14 @@ def evaluate(data_dir: str | Path, exp_dir: str | Path, out_dir: str | Path,
             scores.setdefault(stage, {})[name] = s
             if name == primary:
                 results[stage] = lang_rates(s)
+                results.setdefault("ctc_fallback_rate", {})[stage] = _ctc_fallback_rate(out / stage / name)
             if final:
                 _final_measures(decoder, stage, data, name, entries, s, primary, out / stage, results, scores,
                                 distractor_pool)
     if "guards" in results and "noise_only_empty_rate" in results:
         results["guards"]["on"]["noise_only_empty_rate"] = results["noise_only_empty_rate"]
         results["guards"]["off"]["noise_only_empty_rate"] = results["noise_only_empty_rate_guards_off"]
-    results["systems"] = {system: {name: {**lang_rates(s), "mer": round(s.result.total.wer, 2)}
+    results["systems"] = {system: {name: {**lang_rates(s), "mer": _mer(s)}
                                    for name, s in per_set.items()} for system, per_set in scores.items()}
     if own_stage is not None and "stage_seconds" in results:
         results["stage_seconds"] = {**results["stage_seconds"], own_stage: round(time.monotonic() - started)}
@@ -348,7 +367,7 @@ def _final_measures(decoder: LLMDecoder, stage: str, data: Path, name: str, entr
         return
     off = _score(stage, decoder(test_list, out / f"{name}_guards_off", guards=False), refs)
     scores[stage][f"{name} guards off"] = off
-    results["guards"] = {"on": _guard_figures(plain), "off": _guard_figures(off)}
+    results["guards"] = {"on": _guard_figures(plain, out / name), "off": _guard_figures(off, out / f"{name}_guards_off")}
     if distractor_pool is not None:
         pool = read_pool(Path(distractor_pool))
         ctx = distractor_context(entries, pool)
@@ -389,12 +408,18 @@ def results_markdown(results: dict) -> str:
     if "guards" in results:
         lines += ["", f"Hallucination guards ({results.get('final_stage')}, `{results.get('primary_set')}` and the "
                       "non-speech set):", "",
-                  "| guards | MER % | insertion rate % | loop rate % | overlong % | noise-only empty % |",
-                  "|---|---|---|---|---|---|"]
+                  "| guards | MER % | insertion rate % | loop rate % | overlong % | noise-only empty % "
+                  "| CTC fallback % |",
+                  "|---|---|---|---|---|---|---|"]
         for tag in ("on", "off"):
             g = results["guards"][tag]
             lines.append(f"| {tag} | {_fmt(g['mer'])} | {_fmt(g['insertion_rate'])} | {_fmt(g['loop_rate'])} "
-                         f"| {_fmt(g['overlong_rate'])} | {_fmt(g.get('noise_only_empty_rate'))} |")
+                         f"| {_fmt(g['overlong_rate'])} | {_fmt(g.get('noise_only_empty_rate'))} "
+                         f"| {_fmt(g.get('ctc_fallback_rate'))} |")
+    if any(v is not None for v in results.get("ctc_fallback_rate", {}).values()):
+        rates = ", ".join(f"{stage} {_fmt(rate)} %" for stage, rate in results["ctc_fallback_rate"].items())
+        lines += ["", f"Outputs on `{results.get('primary_set')}` that are the CTC hypothesis (the consistency guard "
+                      f"replaced the LLM's): {rates}."]
     if "hotword" in results:
         h = results["hotword"]
         lines += ["", f"Hotwords (`{h['set']}`, {results.get('final_stage')}), without / with the lists in the prompt:", "",
