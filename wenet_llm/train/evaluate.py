@@ -146,15 +146,20 @@ def _mer(s: SystemScore) -> Optional[float]:
     return round(total.wer, 2) if total.n else None
 
 
-def _ctc_fallback_rate(decode_dir: Path) -> Optional[float]:
-    """Percent of a decode's utterances whose output is the CTC hypothesis (the consistency guard fell back):
-    how much of an LLM figure is the encoder's CTC head rather than the LLM. None without per-utterance records."""
+def _guard_flags(decode_dir: Path) -> Optional[list[dict]]:
+    """Per utterance, which guard fired in an LLM decode (its ``results.jsonl``); None for a decode without
+    per-utterance records (the AED's)."""
     path = decode_dir / "results.jsonl"
     if not path.is_file():
         return None
-    flags = [bool(json.loads(line).get("flags", {}).get("ctc_fallback")) for line in path.open(encoding="utf-8")
-             if line.strip()]
-    return round(100.0 * sum(flags) / len(flags), 2) if flags else None
+    return [json.loads(line).get("flags", {}) for line in path.open(encoding="utf-8") if line.strip()]
+
+
+def _ctc_fallback_rate(decode_dir: Path) -> Optional[float]:
+    """Percent of a decode's utterances whose output is the CTC hypothesis (the consistency guard fell back):
+    how much of an LLM figure is the encoder's CTC head rather than the LLM. None without per-utterance records."""
+    flags = _guard_flags(decode_dir)
+    return round(100.0 * sum(bool(f.get("ctc_fallback")) for f in flags) / len(flags), 2) if flags else None
 
 
 def _guard_figures(test: SystemScore, decode_dir: Path) -> dict:
@@ -332,10 +337,12 @@ def _final_measures(decoder: LLMDecoder, stage: str, data: Path, name: str, entr
     if kind == "non_speech":
         off = _score(stage, decoder(test_list, out / f"{name}_guards_off", guards=False), refs)
         scores[stage][f"{name} guards off"] = off
-        over_cap = [json.loads(line) for line in (out / name / "results.jsonl").open()]
+        flags = _guard_flags(out / name)
+        if flags is None:
+            raise FileNotFoundError(f"{out / name}/results.jsonl is missing: the LLM decode wrote no flags")
         results.setdefault("noise_only_empty_rate", _empty_rate(plain))
         results.setdefault("noise_only_empty_rate_guards_off", _empty_rate(off))
-        results.setdefault("noise_only_over_cap", sum(bool(r["flags"].get("length_cap")) for r in over_cap))
+        results.setdefault("noise_only_over_cap", sum(bool(f.get("length_cap")) for f in flags))
     elif kind == "noisy":
         breakdown = _noisy_breakdown(plain, entries)  # several noisy sets (one per SNR) add up
         _merge_by_lang(results.setdefault("noisy", {"en_wer": {}, "zh_cer": {}}), breakdown["snr"])
@@ -367,7 +374,8 @@ def _final_measures(decoder: LLMDecoder, stage: str, data: Path, name: str, entr
         return
     off = _score(stage, decoder(test_list, out / f"{name}_guards_off", guards=False), refs)
     scores[stage][f"{name} guards off"] = off
-    results["guards"] = {"on": _guard_figures(plain, out / name), "off": _guard_figures(off, out / f"{name}_guards_off")}
+    results["guards"] = {"on": _guard_figures(plain, out / name),
+                         "off": _guard_figures(off, out / f"{name}_guards_off")}
     if distractor_pool is not None:
         pool = read_pool(Path(distractor_pool))
         ctx = distractor_context(entries, pool)
