@@ -396,3 +396,78 @@ def test_compressing_model_trains_and_decodes(tiny_encoder_dir, tiny_llm_dir):
     single = [model.generate(feats[i:i + 1, : int(lengths[i])], lengths[i:i + 1], prompts[i:i + 1], gen,
                              [tok.eos_token_id], tok.pad_token_id)[0] for i in range(2)]
     assert batched == single
+
+
+# -- the CTC hypothesis in the prompt ---------------------------------------------------------------
+
+def test_ctc_hypothesis_ids_are_the_transcript_ids(tiny_llm_dir):
+    tok = load_tokenizer(tiny_llm_dir)
+    cfg = PromptConfig(english_case="lower", ctc_hypothesis=True, max_hypothesis_tokens=3)
+    builder = PromptBuilder(tok, cfg, SpeechLength("conv2d", 2))
+    pieces = builder.build("HELLO WORLD")
+    label = tok.encode("\nCTC:\n", add_special_tokens=False)
+    uncapped = PromptBuilder(tok, PromptConfig(english_case="lower", ctc_hypothesis=True))
+    # A right hypothesis is the target's own ids (without the end of turn), after the label line.
+    assert uncapped.hypothesis_ids("HELLO  WORLD ") == label + pieces.target[:-1]
+    assert tok.decode(uncapped.hypothesis_ids("HELLO WORLD")) == "\nCTC:\nhello world"
+    assert builder.hypothesis_ids("THE CAT SAT ON THE MAT") == label + tok.encode("the cat sat", add_special_tokens=False)
+    assert builder.hypothesis_ids("") == label  # nothing heard: the label alone
+    assert PromptBuilder(tok, PromptConfig()).hypothesis_ids("HELLO") == []  # off
+    hyp = builder.hypothesis_ids("HELLO")
+    row = builder.layout(pieces, 2, hyp)
+    n_pre, n_hyp = len(pieces.prefix), len(hyp)
+    assert row["input_ids"] == pieces.prefix + [builder.pad_id] * 2 + hyp + pieces.suffix + pieces.target
+    assert row["speech_mask"] == [0] * n_pre + [1, 1] + [0] * (len(row["input_ids"]) - n_pre - 2)
+    assert row["labels"] == [IGNORE_INDEX] * (len(row["labels"]) - len(pieces.target)) + pieces.target
+    # Batches by tokens count the hypothesis as long as the transcript.
+    plain = PromptBuilder(tok, PromptConfig(english_case="lower"), SpeechLength("conv2d", 2))
+    assert builder.num_tokens(1.0, "HELLO WORLD", {}) == plain.num_tokens(1.0, "HELLO WORLD", {}) + len(label) + len(
+        pieces.target)
+    with pytest.raises(ValueError, match="ctc_hypothesis"):
+        from_dict(PromptConfig, {"ctc_hypothesis": True, "ctc_hypothesis_label": " "})
+
+
+def test_model_puts_the_ctc_hypothesis_after_the_speech(tiny_encoder_dir, tiny_llm_dir, tmp_path):
+    from wenet_llm.config.llm import LLMExperimentConfig
+    from wenet_llm.data.tokenizer import load_tokenizer as load_units
+    from wenet_llm.models.aed.ctc import ctc_greedy_search
+    from wenet_llm.models.llm.export import export_model, load_exported
+    from wenet_llm.models.llm.prompt import ctc_hypothesis_ids
+
+    tok = load_tokenizer(tiny_llm_dir)
+    units = load_units(tiny_encoder_dir / "units.txt")
+    prompt_cfg = PromptConfig(english_case="lower", ctc_hypothesis=True)
+    builder = PromptBuilder(tok, prompt_cfg)
+    plain, _ = tiny_model(tiny_encoder_dir, tiny_llm_dir)
+    model, _ = tiny_model(tiny_encoder_dir, tiny_llm_dir)
+    model.hypothesis_ids = ctc_hypothesis_ids(builder, units.decode)
+    model.eval()
+    torch.manual_seed(3)
+    lengths = torch.tensor([150, 90])
+    feats = torch.randn(2, 150, 80) * 3 * (torch.arange(150)[None, :, None] < lengths[:, None, None])
+    speech, enc, enc_lengths = model.encode_speech(feats, lengths)
+    alone, _, _ = plain.encode_speech(feats, lengths)
+    texts = [units.decode(h) for h in ctc_greedy_search(enc.ctc_log_probs, enc_lengths)]
+    assert any(texts), "degenerate test: every CTC hypothesis is empty"
+    for b, text in enumerate(texts):
+        ids = builder.hypothesis_ids(text)
+        n = int(alone.lengths[b])
+        assert int(speech.lengths[b]) == n + len(ids)
+        assert torch.equal(speech.embeds[b, :n], alone.embeds[b, :n])
+        assert torch.equal(speech.embeds[b, n: n + len(ids)], model.embedding(torch.tensor(ids)))
+    # Batched greedy == one by one, and an export keeps the hypothesis.
+    prompts = [builder.build(None, {}), builder.build(None, {})]
+    gen = GenerationConfig(max_new_tokens=8)
+    batched = model.generate(feats, lengths, prompts, gen, [tok.eos_token_id], tok.pad_token_id)
+    single = [model.generate(feats[i:i + 1, : int(lengths[i])], lengths[i:i + 1], prompts[i:i + 1], gen,
+                             [tok.eos_token_id], tok.pad_token_id)[0] for i in range(2)]
+    assert batched == single
+    cfg = from_dict(LLMExperimentConfig, {"model": {"encoder_dir": str(tiny_encoder_dir),
+                                                    "llm": {"path": str(tiny_llm_dir), "dtype": "fp32"},
+                                                    "adapter": {"hidden_size": 24}},
+                                          "prompt": {"english_case": "lower", "ctc_hypothesis": True}})
+    out = export_model(model, tok, cfg, tmp_path / "export")
+    with pytest.raises(ValueError, match="CTC hypothesis"):
+        load_exported(out)
+    loaded, _, _ = load_exported(out, ctc_decode=units.decode)
+    assert loaded.generate(feats, lengths, prompts, gen, [tok.eos_token_id], tok.pad_token_id) == batched

@@ -86,9 +86,10 @@ def load(model_dir: str | Path, checkpoint: str | Path | None = None, device: st
     or ``checkpoint``)."""
     root = Path(model_dir)
     if (root / "config.yaml").is_file() and (root / "adapter.safetensors").is_file():
-        from wenet_llm.models.llm.export import load_exported
+        from wenet_llm.decode.guards import load_ctc_tokenizer
+        from wenet_llm.models.llm.export import ENCODER, load_exported
 
-        model, cfg, tokenizer = load_exported(root, device)
+        model, cfg, tokenizer = load_exported(root, device, ctc_decode=load_ctc_tokenizer(root / ENCODER).decode)
     elif (root / "train.yaml").is_file():
         from wenet_llm.train.llm import load_trained
 

@@ -128,10 +128,18 @@ class PromptConfig:
     # lower: train and decode English in lower case (Qwen reads natural text better than the upper-case
     # transcripts of LibriSpeech-style corpora) and write hypotheses upper-cased back.
     english_case: Literal["keep", "lower"] = "keep"
+    # The encoder's CTC greedy hypothesis, in the LLM's own tokens, after the speech positions
+    # ("<speech>\n{ctc_hypothesis_label}\n{hypothesis}"): a first pass that a small LLM learns to copy and
+    # correct sooner than it learns to read the adapter's output alone. Off in the report's design.
+    ctc_hypothesis: bool = False
+    ctc_hypothesis_label: str = "CTC:"
+    max_hypothesis_tokens: int = 256  # a longer hypothesis is cut (a runaway CTC output cannot flood the prompt)
 
     def validate(self) -> None:
         if self.max_hotwords < 0 or self.max_context_tokens < 0:
             raise ValueError("max_hotwords and max_context_tokens must be >= 0")
+        if self.ctc_hypothesis and (self.max_hypothesis_tokens < 1 or not self.ctc_hypothesis_label.strip()):
+            raise ValueError("ctc_hypothesis needs max_hypothesis_tokens >= 1 and a non-empty ctc_hypothesis_label")
         if not self.instruction.strip():
             raise ValueError("instruction must not be empty")
 

@@ -23,6 +23,9 @@ from typing import Protocol, Sequence
 
 import torch
 
+# CTC greedy search lives beside the CTC head, where the LLM-ASR model also uses it.
+from wenet_llm.models.aed.ctc import ctc_greedy_search  # noqa: F401
+
 NEG_INF = -float("inf")
 
 
@@ -34,21 +37,6 @@ class AttentionDecoder(Protocol):
 
     def forward_one_step(self, memory_kv: list[torch.Tensor], memory_mask: torch.Tensor, ys: torch.Tensor,
                          cache: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
-
-
-def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0) -> list[list[int]]:
-    """log_probs (B, T', V), lengths (B,) -> one token list per utterance."""
-    best = log_probs.argmax(dim=-1).cpu()  # (B, T')
-    hyps = []
-    for b in range(best.shape[0]):
-        path = best[b, : int(lengths[b])].tolist()
-        hyp, prev = [], None
-        for token in path:
-            if token != prev and token != blank_id:
-                hyp.append(token)
-            prev = token
-        hyps.append(hyp)
-    return hyps
 
 
 # Two 31-bit polynomial hashes of a prefix, packed in one int64, find identical prefixes created on

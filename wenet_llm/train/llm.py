@@ -30,7 +30,7 @@ from wenet_llm.data.tokenizer import read_units
 from wenet_llm.models.aed.export import load_encoder, load_encoder_meta
 from wenet_llm.models.llm.decoder import check_llm_dir, load_llm, load_lora_weights, load_tokenizer, save_lora
 from wenet_llm.models.llm.llm_asr import LLMASRModel
-from wenet_llm.models.llm.prompt import PromptBuilder
+from wenet_llm.models.llm.prompt import PromptBuilder, ctc_hypothesis_ids
 from wenet_llm.train.checkpoint import DirectoryWeights
 from wenet_llm.train.engine import dist_env
 from wenet_llm.train.trainer import Trainer, init_weights, resolve_init_from, seed_everything
@@ -100,8 +100,13 @@ def build_model(cfg: LLMExperimentConfig, gradient_checkpointing: bool = False):
     if "llm" in cfg.model.trainable and cfg.model.llm.dtype != "fp32":
         raise ValueError(f"trainable names llm but model.llm.dtype is {cfg.model.llm.dtype}: trained weights must "
                          f"be fp32 (mixed precision comes from train.precision); set model.llm.dtype: fp32")
-    units = read_units(load_encoder_meta(cfg.model.encoder_dir)["units"])
-    model = LLMASRModel(encoder, llm, cfg.model, tokenizer, units=units, english_case=cfg.prompt.english_case)
+    meta = load_encoder_meta(cfg.model.encoder_dir)
+    hypothesis_ids = None
+    if cfg.prompt.ctc_hypothesis:
+        hypothesis_ids = ctc_hypothesis_ids(PromptBuilder(tokenizer, cfg.prompt),
+                                            load_unit_tokenizer(meta["units"], meta["bpe_model"]).decode)
+    model = LLMASRModel(encoder, llm, cfg.model, tokenizer, units=read_units(meta["units"]),
+                        english_case=cfg.prompt.english_case, hypothesis_ids=hypothesis_ids)
     return model, tokenizer
 
 

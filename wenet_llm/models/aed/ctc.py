@@ -29,3 +29,18 @@ class CTC(nn.Module):
         loss = F.ctc_loss(log_probs, targets.long(), hs_lens.long(), ys_lens.long(),
                           blank=self.blank_id, reduction="sum", zero_infinity=True)
         return loss / hs.size(0)
+
+
+def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0) -> list[list[int]]:
+    """log_probs (B, T', V), lengths (B,) -> one token list per utterance."""
+    best = log_probs.argmax(dim=-1).cpu()  # (B, T')
+    hyps = []
+    for b in range(best.shape[0]):
+        path = best[b, : int(lengths[b])].tolist()
+        hyp, prev = [], None
+        for token in path:
+            if token != prev and token != blank_id:
+                hyp.append(token)
+            prev = token
+        hyps.append(hyp)
+    return hyps

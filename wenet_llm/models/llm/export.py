@@ -19,15 +19,18 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
+from typing import Callable, Optional
 
 from wenet_llm.config import load_config, save_config
 from wenet_llm.config.llm import LLMExperimentConfig
 from wenet_llm.models.aed.export import load_encoder, save_encoder
 from wenet_llm.models.llm.decoder import is_peft, load_llm, load_tokenizer
 from wenet_llm.models.llm.llm_asr import LLMASRModel
+from wenet_llm.models.llm.prompt import PromptBuilder, ctc_hypothesis_ids
 
 CONFIG = "config.yaml"
 ADAPTER = "adapter.safetensors"
+ENCODER = "encoder"
 
 
 def export_model(model: LLMASRModel, tokenizer, cfg: LLMExperimentConfig, out_dir: str | Path,
@@ -51,10 +54,10 @@ def export_model(model: LLMASRModel, tokenizer, cfg: LLMExperimentConfig, out_di
     vocab_map = Path(cfg.model.llm.path) / "vocab_map.json"
     if vocab_map.is_file():
         shutil.copyfile(vocab_map, tmp / "llm" / "vocab_map.json")
-    save_encoder(model.encoder, tmp / "encoder", cfg.model.encoder_dir, source=source)
+    save_encoder(model.encoder, tmp / ENCODER, cfg.model.encoder_dir, source=source)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.adapter.state_dict().items()}, str(tmp / ADAPTER))
     model_cfg = dataclasses.replace(
-        cfg.model, encoder_dir="encoder", llm=dataclasses.replace(cfg.model.llm, path="llm"),
+        cfg.model, encoder_dir=ENCODER, llm=dataclasses.replace(cfg.model.llm, path="llm"),
         lora=dataclasses.replace(cfg.model.lora, enabled=False), trainable=["adapter"], ctc_weight=0.0)
     train_cfg = dataclasses.replace(cfg.train, init_from="")
     save_config(dataclasses.replace(cfg, model=model_cfg, train=train_cfg), tmp / CONFIG)
@@ -62,8 +65,12 @@ def export_model(model: LLMASRModel, tokenizer, cfg: LLMExperimentConfig, out_di
     return out
 
 
-def load_exported(model_dir: str | Path, device: str = "cpu"):
-    """(model in eval mode, config with absolute paths, tokenizer) of an export directory."""
+def load_exported(model_dir: str | Path, device: str = "cpu",
+                  ctc_decode: Optional[Callable[[list[int]], str]] = None):
+    """(model in eval mode, config with absolute paths, tokenizer) of an export directory.
+
+    A model whose prompt carries the CTC hypothesis (``prompt.ctc_hypothesis``) needs ``ctc_decode``, the
+    decode of the CTC units tokenizer of ``<model_dir>/encoder`` (``wenet_llm.load`` passes it)."""
     import torch
     from safetensors.torch import load_file
 
@@ -76,7 +83,14 @@ def load_exported(model_dir: str | Path, device: str = "cpu"):
                                     llm=dataclasses.replace(cfg.model.llm, path=str(root / cfg.model.llm.path)))
     cfg = dataclasses.replace(cfg, model=model_cfg)
     tokenizer = load_tokenizer(model_cfg.llm.path)
-    model = LLMASRModel(load_encoder(model_cfg.encoder_dir), load_llm(model_cfg.llm), model_cfg, tokenizer)
+    hypothesis_ids = None
+    if cfg.prompt.ctc_hypothesis:
+        if ctc_decode is None:
+            raise ValueError(f"{root} puts the CTC hypothesis in its prompt: load it with wenet_llm.load, or pass "
+                             f"ctc_decode (the CTC units tokenizer of {model_cfg.encoder_dir})")
+        hypothesis_ids = ctc_hypothesis_ids(PromptBuilder(tokenizer, cfg.prompt), ctc_decode)
+    model = LLMASRModel(load_encoder(model_cfg.encoder_dir), load_llm(model_cfg.llm), model_cfg, tokenizer,
+                        hypothesis_ids=hypothesis_ids)
     missing, unexpected = model.adapter.load_state_dict(load_file(str(root / ADAPTER)), strict=True)
     model.to(torch.device(device))
     for p in model.parameters():

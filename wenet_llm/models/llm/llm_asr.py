@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from wenet_llm.config.llm import GenerationConfig, LLMASRModelConfig
+from wenet_llm.models.aed.ctc import ctc_greedy_search
 from wenet_llm.models.aed.export import ExportedEncoder
 from wenet_llm.models.aed.subsampling import subsampled_length
 from wenet_llm.models.llm.adapter import (AdapterOutput, build_adapter, downsampled_length, unit_embedding_matrix,
@@ -55,11 +56,16 @@ class SpeechLength:
 
 class LLMASRModel(nn.Module):
     def __init__(self, encoder: ExportedEncoder, llm: nn.Module, cfg: LLMASRModelConfig, tokenizer=None,
-                 units: Optional[Sequence[str]] = None, english_case: str = "keep"):
+                 units: Optional[Sequence[str]] = None, english_case: str = "keep",
+                 hypothesis_ids: Optional[Callable[[list[int]], list[int]]] = None):
         """``units`` (the encoder's CTC units) with ``tokenizer`` start a ctc_posterior adapter's unit embeddings
-        at the LLM's token embeddings of the units' texts (cased as the prompt's ``english_case`` says)."""
+        at the LLM's token embeddings of the units' texts (cased as the prompt's ``english_case`` says).
+
+        ``hypothesis_ids`` (CTC unit ids -> LLM ids, e.g. the units tokenizer's decode followed by
+        :meth:`PromptBuilder.hypothesis_ids`) puts the CTC greedy hypothesis after the speech positions."""
         super().__init__()
         self.cfg = cfg
+        self.hypothesis_ids = hypothesis_ids
         self.encoder = encoder
         self.adapter = build_adapter(encoder.output_size, llm.config.hidden_size, cfg.adapter, encoder.cfg.vocab_size,
                                      encoder.ctc.blank_id)
@@ -134,7 +140,22 @@ class LLMASRModel(nn.Module):
             speech = self.adapter(hidden, lengths, enc.ctc_log_probs)
         else:
             speech = self.adapter(hidden, lengths)
+        if self.hypothesis_ids is not None:
+            speech = self.append_hypothesis(speech, enc.ctc_log_probs, lengths)
         return speech, enc, lengths
+
+    def append_hypothesis(self, speech: AdapterOutput, ctc_log_probs: torch.Tensor,
+                          lengths: torch.Tensor) -> AdapterOutput:
+        """Speech positions (B, N, E) followed by the token embeddings of each utterance's CTC greedy
+        hypothesis (from ctc_log_probs (B, T', V_ctc)) as ``hypothesis_ids`` lays it out: (B, N + H, E)."""
+        embed = self.embedding
+        device = speech.embeds.device
+        rows = []
+        for b, ctc_ids in enumerate(ctc_greedy_search(ctc_log_probs, lengths, self.encoder.ctc.blank_id)):
+            ids = torch.tensor(self.hypothesis_ids(ctc_ids), dtype=torch.long, device=device)
+            rows.append(torch.cat([speech.embeds[b, : int(speech.lengths[b])], embed(ids).to(speech.embeds.dtype)]))
+        embeds, mask = pad_rows(rows)
+        return AdapterOutput(embeds, mask.sum(1))
 
     def assemble(self, speech: AdapterOutput, prefix: torch.Tensor, prefix_lengths: torch.Tensor,
                  suffix: torch.Tensor, suffix_lengths: torch.Tensor, target: torch.Tensor,
@@ -154,14 +175,8 @@ class LLMASRModel(nn.Module):
             rows.append(torch.cat([pre[b, :p], speech.embeds[b, :n].to(pre.dtype), suf[b, :s], tgt[b, :t]]))
             label_rows.append(torch.cat([torch.full((p + n + s,), IGNORE_INDEX, dtype=target.dtype,
                                                     device=target.device), target[b, :t]]))
-        length = max(r.shape[0] for r in rows)
-        inputs = pre.new_zeros(len(rows), length, pre.shape[-1])  # (B, L, E)
-        mask = torch.zeros(len(rows), length, dtype=torch.long, device=prefix.device)
-        labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=target.dtype, device=target.device)
-        for b, (r, lab) in enumerate(zip(rows, label_rows)):
-            inputs[b, : r.shape[0]] = r
-            mask[b, : r.shape[0]] = 1
-            labels[b, : lab.shape[0]] = lab
+        inputs, mask = pad_rows(rows)  # (B, L, E), (B, L)
+        labels, _ = pad_rows(label_rows, fill=IGNORE_INDEX)  # (B, L)
         return inputs, mask, labels
 
     def forward(self, feats: torch.Tensor, feats_lengths: torch.Tensor, prefix: torch.Tensor,
@@ -207,14 +222,7 @@ class LLMASRModel(nn.Module):
             prefix = embed(torch.tensor(p.prefix, dtype=torch.long, device=device))
             suffix = embed(torch.tensor(p.suffix, dtype=torch.long, device=device))
             rows.append(torch.cat([prefix, speech.embeds[i, :n].to(prefix.dtype), suffix], dim=0))  # (L_i, E)
-        length = max(r.shape[0] for r in rows)
-        e = rows[0].shape[1]
-        inputs = rows[0].new_zeros(len(rows), length, e)
-        mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)
-        for i, r in enumerate(rows):
-            inputs[i, length - r.shape[0]:] = r
-            mask[i, length - r.shape[0]:] = 1
-        return inputs, mask
+        return pad_rows(rows, left=True)
 
     @torch.no_grad()
     def generate(self, feats: torch.Tensor, feats_lengths: torch.Tensor, prompts: Sequence[PromptPieces],
@@ -251,6 +259,19 @@ class LLMASRModel(nn.Module):
                 seq.append(t)
             result.append(seq)
         return result
+
+
+def pad_rows(rows: Sequence[torch.Tensor], fill: float = 0, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows (L_i, *) -> (padded (B, L, *) filled with ``fill`` on the right, or on the left with ``left``
+    (generation), attention mask (B, L) long, 1 = valid)."""
+    length = max(r.shape[0] for r in rows)
+    out = rows[0].new_full((len(rows), length) + tuple(rows[0].shape[1:]), fill)
+    mask = torch.zeros(len(rows), length, dtype=torch.long, device=rows[0].device)
+    for b, r in enumerate(rows):
+        span = slice(length - r.shape[0], length) if left else slice(0, r.shape[0])
+        out[b, span] = r
+        mask[b, span] = 1
+    return out, mask
 
 
 class _PerRowCap:

@@ -13,6 +13,11 @@ speech embeddings go between them at model time. So an utterance is four id runs
     prefix (…user\\n[context]instruction)  speech (N positions)  suffix (<|im_end|>\\n<|im_start|>assistant\\n
     <think>\\n\\n</think>\\n\\n)  target (transcript ids + the end-of-turn id)
 
+With ``ctc_hypothesis`` on, the encoder's CTC greedy hypothesis follows the speech positions in the user
+turn (:meth:`PromptBuilder.hypothesis_ids`: the label line, then the hypothesis tokenized exactly as a
+transcript is, so that a right hypothesis is the target's own ids); the model computes it from the
+encoder output and puts it between the speech and the suffix.
+
 In the data pipeline (DataLoader workers) an utterance becomes its ``prefix``, ``suffix`` and ``target``
 id runs, padded per run by the collator with their lengths beside them; the model joins them around the
 speech embeddings once it knows how many speech positions the utterance has (a CTC-compressing adapter
@@ -76,6 +81,8 @@ class PromptBuilder:
             raise ValueError("the LLM tokenizer has no chat template; a chat model directory (e.g. Qwen3-8B) ships "
                              "one in tokenizer_config.json or chat_template.jinja")
         self._cache: dict[str, tuple[list[int], list[int]]] = {}
+        self._hypothesis_label = (tokenizer.encode("\n" + cfg.ctc_hypothesis_label + "\n", add_special_tokens=False)
+                                  if cfg.ctc_hypothesis else [])
 
     # -- text ---------------------------------------------------------------------------------
     def target_text(self, text: str) -> str:
@@ -141,14 +148,23 @@ class PromptBuilder:
             target = self.tokenizer.encode(self.target_text(text), add_special_tokens=False) + [self.eos_id]
         return PromptPieces(list(prefix), list(suffix), target, truncated)
 
-    def layout(self, pieces: PromptPieces, num_speech: int) -> dict[str, list[int]]:
-        """Training inputs of one utterance (unpadded): input_ids, labels, speech_mask, attention_mask."""
+    def hypothesis_ids(self, text: str) -> list[int]:
+        """The ids that follow the speech positions: the label line and the first-pass hypothesis ``text``
+        (cut to ``max_hypothesis_tokens``); [] when ``ctc_hypothesis`` is off."""
+        if not self.cfg.ctc_hypothesis:
+            return []
+        ids = self.tokenizer.encode(self.target_text(" ".join(text.split())), add_special_tokens=False)
+        return self._hypothesis_label + ids[: self.cfg.max_hypothesis_tokens]
+
+    def layout(self, pieces: PromptPieces, num_speech: int, hypothesis: Sequence[int] = ()) -> dict[str, list[int]]:
+        """Training inputs of one utterance (unpadded): input_ids, labels, speech_mask, attention_mask.
+        ``hypothesis``: ids from :meth:`hypothesis_ids`, placed after the speech positions."""
         pad = self.pad_id
         head = pieces.prefix
-        body = [pad] * num_speech + pieces.suffix
+        body = [pad] * num_speech + list(hypothesis) + pieces.suffix
         input_ids = head + body + pieces.target
         labels = [IGNORE_INDEX] * (len(head) + len(body)) + pieces.target
-        speech_mask = [0] * len(head) + [1] * num_speech + [0] * (len(pieces.suffix) + len(pieces.target))
+        speech_mask = [0] * len(head) + [1] * num_speech + [0] * (len(body) - num_speech + len(pieces.target))
         return {"input_ids": input_ids, "labels": labels, "speech_mask": speech_mask,
                 "attention_mask": [1] * len(input_ids)}
 
@@ -162,7 +178,9 @@ class PromptBuilder:
         frames = int(duration * 1000.0 / self.frame_shift_ms)
         speech = self.speech_length(frames) if self.speech_length is not None else frames
         pieces = self.build(text, context)
-        return len(pieces.prefix) + speech + len(pieces.suffix) + len(pieces.target)
+        # A CTC hypothesis is about as long as the transcript.
+        hypothesis = len(self._hypothesis_label) + len(pieces.target) if self.cfg.ctc_hypothesis else 0
+        return len(pieces.prefix) + speech + hypothesis + len(pieces.suffix) + len(pieces.target)
 
 
 def apply_case(text: str, english_case: str) -> str:
@@ -176,3 +194,10 @@ def hotword_list(value: str | Sequence[str] | None) -> list[str]:
         return []
     items = value.split(",") if isinstance(value, str) else list(value)
     return [h.strip() for h in items if h and h.strip()]
+
+
+def ctc_hypothesis_ids(builder: PromptBuilder, ctc_decode: Callable[[list[int]], str]) -> Callable[[list[int]], list[int]]:
+    """CTC unit ids -> the ids after the speech positions (``ctc_decode``: the CTC units tokenizer's decode)."""
+    def hypothesis_ids(ctc_ids: list[int]) -> list[int]:
+        return builder.hypothesis_ids(ctc_decode(ctc_ids))
+    return hypothesis_ids
