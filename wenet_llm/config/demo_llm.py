@@ -71,6 +71,26 @@ class SpelledSpeechConfig:
 
 
 @dataclass
+class HypothesisCopyConfig:
+    """Text-only first-pass copy samples, for an SFT that puts the CTC hypothesis in the prompt
+    (``prompt.ctc_hypothesis``): the chat layout without speech, a corrupted copy of the sentence as the
+    hypothesis (errors drawn per CTC unit), the sentence as the answer. The LM learns to copy its
+    prompt and to mend what the grammar says is wrong before SFT 1 starts."""
+
+    fraction: float = 0.0  # share of sentences laid out as copy samples (0: none)
+    substitute: float = 0.05  # unit replaced by a random one of its language
+    delete: float = 0.03
+    insert: float = 0.02
+
+    def validate(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError("fraction must be in [0, 1]")
+        for name in ("substitute", "delete", "insert"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1)")
+
+
+@dataclass
 class DemoLLMConfig:
     num_sentences: int = 60000  # generated sentences, besides the training transcripts
     seed: int = 1  # of the sentence generator (the corpus uses its own seed)
@@ -89,6 +109,7 @@ class DemoLLMConfig:
     pack_tokens: int = 128
     chat_fraction: float = 0.25
     spelled: SpelledSpeechConfig = field(default_factory=SpelledSpeechConfig)
+    hypothesis: HypothesisCopyConfig = field(default_factory=HypothesisCopyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
@@ -98,5 +119,8 @@ class DemoLLMConfig:
             raise ValueError("0 < min_target_seconds <= max_target_seconds is required")
         if not 0.0 <= self.chat_fraction <= 1.0 or self.pack_tokens < 8 or self.pack_tokens > self.max_tokens:
             raise ValueError("chat_fraction must be in [0, 1] and 8 <= pack_tokens <= max_tokens")
-        if self.chat_fraction + self.spelled.fraction > 1.0:
-            raise ValueError("chat_fraction + spelled.fraction must be <= 1 (the rest is packed plain text)")
+        if self.chat_fraction + self.spelled.fraction + self.hypothesis.fraction > 1.0:
+            raise ValueError("chat_fraction + spelled.fraction + hypothesis.fraction must be <= 1 (the rest is "
+                             "packed plain text)")
+        if self.hypothesis.fraction > 0 and not self.prompt.ctc_hypothesis:
+            raise ValueError("hypothesis.fraction > 0 needs prompt.ctc_hypothesis: true (the SFT prompt it imitates)")

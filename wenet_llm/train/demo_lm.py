@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from wenet_llm.config.demo_llm import DemoLLMConfig, SpelledSpeechConfig
+from wenet_llm.config.demo_llm import DemoLLMConfig, HypothesisCopyConfig, SpelledSpeechConfig
 from wenet_llm.synth import demo_text
 from wenet_llm.data.formats import iter_entries
 from wenet_llm.data.text_norm import has_hanzi
@@ -154,20 +154,48 @@ def spelled_sample(builder: PromptBuilder, text: str, units, pools: dict[str, li
     return row
 
 
+def corrupt(unit_ids: Sequence[int], pool: Sequence[int], rng: random.Random, cfg: HypothesisCopyConfig) -> list[int]:
+    """A recognition-like copy of ``unit_ids``: units inserted, deleted or substituted from ``pool``."""
+    out = []
+    for unit in unit_ids:
+        if pool and rng.random() < cfg.insert:
+            out.append(rng.choice(pool))
+        if rng.random() < cfg.delete:
+            continue
+        out.append(rng.choice(pool) if pool and rng.random() < cfg.substitute else unit)
+    return out
+
+
+def hypothesis_sample(builder: PromptBuilder, text: str, units, pools: dict[str, list[int]], rng: random.Random,
+                      cfg: HypothesisCopyConfig) -> dict:
+    """One first-pass copy sample: the chat layout without speech, a corrupted hypothesis of ``text`` in the
+    prompt, ``text`` as the answer."""
+    pool = pools.get("zh" if has_hanzi(text) else "en", [])
+    hypothesis = units.decode(corrupt(units.encode(text), pool, rng, cfg))
+    return builder.layout(builder.build(text, {}), 0, builder.hypothesis_ids(hypothesis))
+
+
 def lm_samples(builder: PromptBuilder, texts: Sequence[str], cfg: DemoLLMConfig, units=None,
                pools: dict[str, list[int]] | None = None) -> list[dict]:
-    """Training rows: ``cfg.spelled.fraction`` of ``texts`` as spelled speech, ``cfg.chat_fraction`` in the SFT
-    chat layout without speech, the rest packed back to back with ``<|im_end|>`` after each sentence into
-    rows of ``cfg.pack_tokens`` (loss on every token: the language at full speed)."""
+    """Training rows: ``cfg.spelled.fraction`` of ``texts`` as spelled speech, ``cfg.hypothesis.fraction`` as
+    first-pass copy samples, ``cfg.chat_fraction`` in the SFT chat layout without speech, the rest packed
+    back to back with ``<|im_end|>`` after each sentence into rows of ``cfg.pack_tokens`` (loss on every
+    token: the language at full speed)."""
     rng = random.Random(f"wenet_llm.demo_lm.samples/{cfg.seed}")
     tok, eos = builder.tokenizer, builder.eos_id
     rows, packed, current = [], [], []
+    copies = 0
     for text in texts:
         draw = rng.random()
         if draw < cfg.spelled.fraction and units is not None:
             rows.append(spelled_sample(builder, text, units, pools or {}, rng, cfg.spelled))
             continue
-        if draw < cfg.spelled.fraction + cfg.chat_fraction:
+        draw -= cfg.spelled.fraction
+        if draw < cfg.hypothesis.fraction and units is not None:
+            rows.append(hypothesis_sample(builder, text, units, pools or {}, rng, cfg.hypothesis))
+            copies += 1
+            continue
+        if draw < cfg.hypothesis.fraction + cfg.chat_fraction:
             rows.append(builder.layout(builder.build(text, {}), 0))
             continue
         ids = tok.encode(builder.target_text(text), add_special_tokens=False)[: cfg.pack_tokens - 1] + [eos]
@@ -178,8 +206,10 @@ def lm_samples(builder: PromptBuilder, texts: Sequence[str], cfg: DemoLLMConfig,
     if current:
         packed.append(current)
     rows += [{"input_ids": ids, "labels": list(ids)} for ids in packed]
-    empty = builder.layout(builder.build("", {}), 0)  # no speech position -> only the end of the turn
+    empty = builder.layout(builder.build("", {}), 0, builder.hypothesis_ids(""))  # no speech: only the end of the turn
     rows += [dict(empty) for _ in range(int(round(cfg.spelled.empty_fraction * len(texts))))]
+    if copies:
+        logger.info("first-pass copy samples: %d", copies)
     return rows
 
 
@@ -203,8 +233,9 @@ def lm_step(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
 def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path, num_jobs: int = 1) -> Path:
     """Build and pre-train the demo LLM; returns the Hugging Face directory ``<exp_dir>/model``.
 
-    With ``cfg.spelled.fraction`` > 0 the AED's units (``<data_dir>/lang/units.txt``, stage 1) spell the
-    spelled-speech samples."""
+    With ``cfg.spelled.fraction`` or ``cfg.hypothesis.fraction`` > 0 the AED's units
+    (``<data_dir>/lang/units.txt``, stage 1) spell the spelled-speech samples and corrupt the copy samples'
+    hypotheses."""
     exp = Path(exp_dir)
     seed_everything(cfg.train.seed)
     splits = read_split_texts(data_dir)
@@ -215,11 +246,12 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
                 len(sentences), len(train_texts), len(held_out))
     case = cfg.prompt.english_case
     units = unit_list = None
-    if cfg.spelled.fraction > 0:
+    if cfg.spelled.fraction > 0 or cfg.hypothesis.fraction > 0:
         units_path = Path(data_dir) / "lang" / "units.txt"
         units, unit_list = load_unit_tokenizer(units_path), read_units(units_path)
     every_text = [apply_case(t, case) for t in sentences + train_texts + sorted(held_out)]
-    every_text += [cfg.prompt.instruction, cfg.prompt.hotwords_prefix, cfg.prompt.summary_prefix, cfg.prompt.system]
+    every_text += [cfg.prompt.instruction, cfg.prompt.hotwords_prefix, cfg.prompt.summary_prefix, cfg.prompt.system,
+                   "\n" + cfg.prompt.ctc_hypothesis_label + "\n"]
     every_text += [apply_case(w, case) for lang in demo_text.LANGS for w in sorted(demo_text.vocabulary(lang))]
     every_text += unit_texts(unit_list or [], case)  # every unit's text is a token: the adapter's warm start
     model, tokenizer = build_tiny_qwen(every_text, exp / "base", cfg.size, seed=cfg.train.seed)
@@ -233,9 +265,13 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
     dev_texts = [e["txt"] for e in splits.get("dev", []) if e.get("txt")]
     dev_rows = []
     rng = random.Random(f"wenet_llm.demo_lm.dev/{cfg.seed}")
-    for text in dev_texts:  # what SFT starts from: reading spelled speech (or the chat prior without it)
-        dev_rows.append(spelled_sample(builder, text, units, pools, rng, cfg.spelled) if units is not None
-                        else builder.layout(builder.build(text, {}), 0))
+    for text in dev_texts:  # what SFT starts from: reading spelled speech or a hypothesis (or the chat prior)
+        if units is not None and cfg.spelled.fraction > 0:
+            dev_rows.append(spelled_sample(builder, text, units, pools, rng, cfg.spelled))
+        elif units is not None:
+            dev_rows.append(hypothesis_sample(builder, text, units, pools, rng, cfg.hypothesis))
+        else:
+            dev_rows.append(builder.layout(builder.build(text, {}), 0))
     dev = TextStream(dev_rows, cfg.max_tokens, tokenizer.pad_token_id, shuffle=False, extra_pad=pad) \
         if dev_rows else None
     kinds = {"spelled": sum("unit0" in r for r in samples), "chat": sum("speech_mask" in r and "unit0" not in r
