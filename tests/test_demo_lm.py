@@ -9,7 +9,7 @@ from wenet_llm.config.llm import PromptConfig
 from wenet_llm.data.tokenizer import build_char_units, load_tokenizer as load_units
 from wenet_llm.models.llm.decoder import load_tokenizer
 from wenet_llm.models.llm.prompt import IGNORE_INDEX, PromptBuilder
-from wenet_llm.train.demo_lm import corrupt, hypothesis_sample, lm_samples, unit_pools
+from wenet_llm.train.demo_lm import corrupt, hotword_list, hypothesis_sample, lm_samples, unit_pools
 
 
 def test_corrupt_draws_each_error_kind():
@@ -45,3 +45,33 @@ def test_copy_samples_have_the_sft_layout(tiny_llm_dir, tmp_path):
     copies = [r for r in rows if "speech_mask" in r]
     assert 100 < len(copies) < 200  # about half of the 300 sentences; the rest is packed text
     assert all(any(r["input_ids"][i:i + len(label)] == label for i in range(len(r["input_ids"]))) for r in copies)
+
+
+def test_copy_samples_with_hotword_lists(tiny_llm_dir, tmp_path):
+    tok = load_tokenizer(tiny_llm_dir)
+    texts = ["I MET ZORVATH TODAY", "今天见到泽兰科技", "A DOG"]
+    build_char_units(texts + ["ZORVATHQ"], tmp_path / "units.txt")
+    units = load_units(tmp_path / "units.txt")
+    pools = unit_pools(units.units)
+    builder = PromptBuilder(tok, PromptConfig(english_case="lower", ctc_hypothesis=True))
+    rng = random.Random(0)
+    assert hotword_list("I MET ZORVATH TODAY", ["ZORVATH", "ZORV"], [], rng, 0) == ["ZORVATH"]  # whole words
+    listed = hotword_list("I MET ZORVATH TODAY", ["ZORVATH"], ["KELAX", "BRONTIS", "ZORVATH"], rng, 5)
+    assert "ZORVATH" in listed and len(listed) == len(set(listed)) <= 3
+    # Only the listed name is misheard (name_error); the rest of the sentence stays right here.
+    cfg = HypothesisCopyConfig(fraction=1.0, substitute=0, delete=0, insert=0, name_error=0.9)
+    row = hypothesis_sample(builder, "I MET ZORVATH TODAY", units, pools, rng, cfg, ["ZORVATH"], ["ZORVATH", "KELAX"])
+    text = tok.decode(row["input_ids"])
+    assert "Hotwords: zorvath, kelax\n" in text and "\nCTC:\ni met " in text and " today<|im_end|>" in text
+    assert "CTC:\ni met zorvath today" not in text
+    assert row["labels"][-len(builder.build("I MET ZORVATH TODAY").target):] == builder.build("I MET ZORVATH TODAY").target
+    unlisted = hypothesis_sample(builder, "I MET ZORVATH TODAY", units, pools, rng, cfg, ["ZORVATH"], [])
+    assert "CTC:\ni met zorvath today" in tok.decode(unlisted["input_ids"])  # no list: the name is not singled out
+    zh = hypothesis_sample(builder, "今天见到泽兰科技", units, pools, rng, cfg, ["泽兰科技"], ["泽兰科技"])
+    assert "CTC:\n今天见到" in tok.decode(zh["input_ids"])
+    demo = DemoLLMConfig(prompt=PromptConfig(english_case="lower", ctc_hypothesis=True), chat_fraction=0.0,
+                         hypothesis=HypothesisCopyConfig(fraction=1.0, hotword_fraction=0.5))
+    rows = lm_samples(builder, texts * 50, demo, units, pools, {"en": ["ZORVATH"], "zh": ["泽兰科技"]},
+                      {"en": ["KELAX"], "zh": ["泽兰手机"]})
+    with_list = [r for r in rows if "Hotwords:" in tok.decode(r["input_ids"])]
+    assert len(rows) == 150 and 40 < len(with_list) < 110

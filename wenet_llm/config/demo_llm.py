@@ -81,13 +81,22 @@ class HypothesisCopyConfig:
     substitute: float = 0.05  # unit replaced by a random one of its language
     delete: float = 0.03
     insert: float = 0.02
+    # Share of copy samples with a hotword list in the prompt (the contextual stage's format): the names
+    # the sentence says plus distractors (other names of its language, never-spoken ones included), in
+    # random order; a list may hold no target. In the hypothesis a listed name is corrupted at
+    # name_error per unit, as a CTC layer mishears a rare name, so that the list is the way to spell it.
+    hotword_fraction: float = 0.0
+    max_distractors: int = 10
+    name_error: float = 0.2
 
     def validate(self) -> None:
-        if not 0.0 <= self.fraction <= 1.0:
-            raise ValueError("fraction must be in [0, 1]")
-        for name in ("substitute", "delete", "insert"):
+        if not 0.0 <= self.fraction <= 1.0 or not 0.0 <= self.hotword_fraction <= 1.0:
+            raise ValueError("fraction and hotword_fraction must be in [0, 1]")
+        for name in ("substitute", "delete", "insert", "name_error"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")
+        if self.max_distractors < 0:
+            raise ValueError("max_distractors must be >= 0")
 
 
 @dataclass

@@ -14,9 +14,11 @@ the shared trainer; the result is saved as an ordinary Hugging Face directory ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
+import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -91,17 +93,32 @@ def generate_sentences(cfg: DemoLLMConfig, exclude: set[str], entities: dict[str
     return [s for part in parts for s in part]
 
 
-def training_entities(corpus_dir: str | Path) -> dict[str, list[tuple[str, str]]]:
+def training_entities(corpus_dir: str | Path, with_rare: bool = False) -> dict[str, list[tuple[str, str]]]:
     """(text, kind) of the entity names that occur in the training transcripts, per language, from the
-    corpus' ``entities.json`` (names with ``train_count`` 0 are never heard in training: left out)."""
+    corpus' ``entities.json`` (names with ``train_count`` 0 are never heard in training: left out); with
+    ``with_rare`` also the training split's rare names (``rare_names.json``). Dev and test names stay out."""
     path = Path(corpus_dir) / "entities.json"
     if not path.is_file():
         logger.warning("%s is missing: the generated LM text names no entity", path)
         return {}
-    out: dict[str, list[tuple[str, str]]] = {}
+    out: dict[str, set[tuple[str, str]]] = {}
     for e in json.loads(path.read_text(encoding="utf-8")):
         if e.get("train_count", 0) > 0:
-            out.setdefault(e["lang"], []).append((e["text"], e["kind"]))
+            out.setdefault(e["lang"], set()).add((e["text"], e["kind"]))
+    rare = Path(corpus_dir) / "rare_names.json"
+    if with_rare and rare.is_file():
+        for e in json.loads(rare.read_text(encoding="utf-8")):
+            if e["split"] == "train":
+                out.setdefault(e["lang"], set()).add((e["text"], e["kind"]))
+    return {lang: sorted(v) for lang, v in out.items()}
+
+
+def distractor_names(corpus_dir: str | Path) -> dict[str, list[str]]:
+    """The corpus' never-spoken names (``distractor_names.json``), per language."""
+    path = Path(corpus_dir) / "distractor_names.json"
+    out: dict[str, list[str]] = {}
+    for e in json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []:
+        out.setdefault(e["lang"], []).append(e["text"])
     return {lang: sorted(v) for lang, v in out.items()}
 
 
@@ -167,24 +184,50 @@ def corrupt(unit_ids: Sequence[int], pool: Sequence[int], rng: random.Random, cf
 
 
 def hypothesis_sample(builder: PromptBuilder, text: str, units, pools: dict[str, list[int]], rng: random.Random,
-                      cfg: HypothesisCopyConfig) -> dict:
+                      cfg: HypothesisCopyConfig, names: Sequence[str] = (), hotwords: Sequence[str] = ()) -> dict:
     """One first-pass copy sample: the chat layout without speech, a corrupted hypothesis of ``text`` in the
-    prompt, ``text`` as the answer."""
-    pool = pools.get("zh" if has_hanzi(text) else "en", [])
-    hypothesis = units.decode(corrupt(units.encode(text), pool, rng, cfg))
-    return builder.layout(builder.build(text, {}), 0, builder.hypothesis_ids(hypothesis))
+    prompt, ``text`` as the answer. ``hotwords`` (a list for the prompt's context block): the ``names``
+    among them that ``text`` says are corrupted at ``cfg.name_error`` per unit in the hypothesis."""
+    lang = "zh" if has_hanzi(text) else "en"
+    pool = pools.get(lang, [])
+    listed = sorted((n for n in names if n in hotwords and _says(text, n)), key=len, reverse=True)
+    parts = re.split("(" + "|".join(map(re.escape, listed)) + ")", text) if listed else [text]
+    name_cfg = dataclasses.replace(cfg, substitute=cfg.name_error, delete=cfg.name_error / 2, insert=0.0)
+    heard = [units.decode(corrupt(units.encode(part), pool, rng, name_cfg if part in listed else cfg))
+             for part in parts]
+    hypothesis = ("" if lang == "zh" else " ").join(h for h in heard if h)
+    context = {"hotwords": list(hotwords)} if hotwords else {}
+    return builder.layout(builder.build(text, context), 0, builder.hypothesis_ids(hypothesis))
+
+
+def hotword_list(text: str, names: Sequence[str], distractors: Sequence[str], rng: random.Random,
+                 max_distractors: int) -> list[str]:
+    """The names ``text`` says (as whole words in English) and up to ``max_distractors`` others, shuffled."""
+    said = [n for n in names if _says(text, n)]
+    others = [d for d in distractors if d not in said and not _says(text, d)]
+    chosen = said + rng.sample(others, min(len(others), rng.randint(0, max_distractors)))
+    rng.shuffle(chosen)
+    return chosen
+
+
+def _says(text: str, name: str) -> bool:
+    if has_hanzi(name):
+        return name in text
+    return f" {name} " in f" {text} "
 
 
 def lm_samples(builder: PromptBuilder, texts: Sequence[str], cfg: DemoLLMConfig, units=None,
-               pools: dict[str, list[int]] | None = None) -> list[dict]:
+               pools: dict[str, list[int]] | None = None, names: dict[str, list[str]] | None = None,
+               distractors: dict[str, list[str]] | None = None) -> list[dict]:
     """Training rows: ``cfg.spelled.fraction`` of ``texts`` as spelled speech, ``cfg.hypothesis.fraction`` as
     first-pass copy samples, ``cfg.chat_fraction`` in the SFT chat layout without speech, the rest packed
     back to back with ``<|im_end|>`` after each sentence into rows of ``cfg.pack_tokens`` (loss on every
-    token: the language at full speed)."""
+    token: the language at full speed). ``names`` (per language: the entity names the text may say) and
+    ``distractors`` (per language: names for the lists besides them) feed the copy samples' hotword lists."""
     rng = random.Random(f"wenet_llm.demo_lm.samples/{cfg.seed}")
     tok, eos = builder.tokenizer, builder.eos_id
     rows, packed, current = [], [], []
-    copies = 0
+    copies = listed = 0
     for text in texts:
         draw = rng.random()
         if draw < cfg.spelled.fraction and units is not None:
@@ -192,7 +235,15 @@ def lm_samples(builder: PromptBuilder, texts: Sequence[str], cfg: DemoLLMConfig,
             continue
         draw -= cfg.spelled.fraction
         if draw < cfg.hypothesis.fraction and units is not None:
-            rows.append(hypothesis_sample(builder, text, units, pools or {}, rng, cfg.hypothesis))
+            lang = "zh" if has_hanzi(text) else "en"
+            lang_names = (names or {}).get(lang, [])
+            hotwords: list[str] = []
+            if rng.random() < cfg.hypothesis.hotword_fraction:
+                hotwords = hotword_list(text, lang_names, lang_names + (distractors or {}).get(lang, []), rng,
+                                        cfg.hypothesis.max_distractors)
+                listed += bool(hotwords)
+            rows.append(hypothesis_sample(builder, text, units, pools or {}, rng, cfg.hypothesis, lang_names,
+                                          hotwords))
             copies += 1
             continue
         if draw < cfg.hypothesis.fraction + cfg.chat_fraction:
@@ -209,7 +260,7 @@ def lm_samples(builder: PromptBuilder, texts: Sequence[str], cfg: DemoLLMConfig,
     empty = builder.layout(builder.build("", {}), 0, builder.hypothesis_ids(""))  # no speech: only the end of the turn
     rows += [dict(empty) for _ in range(int(round(cfg.spelled.empty_fraction * len(texts))))]
     if copies:
-        logger.info("first-pass copy samples: %d", copies)
+        logger.info("first-pass copy samples: %d (%d with a hotword list)", copies, listed)
     return rows
 
 
@@ -241,7 +292,10 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
     splits = read_split_texts(data_dir)
     train_texts = [e["txt"] for e in splits["train"] if e.get("txt")]
     held_out = {e["txt"] for split in HELD_OUT_SPLITS for e in splits.get(split, []) if e.get("txt")}
-    sentences = generate_sentences(cfg, held_out, training_entities(Path(data_dir) / "corpus"), num_jobs)
+    # Copy samples with hotword lists want many names to copy: the training split's rare names join the text.
+    corpus = Path(data_dir) / "corpus"
+    entities = training_entities(corpus, with_rare=cfg.hypothesis.hotword_fraction > 0)
+    sentences = generate_sentences(cfg, held_out, entities, num_jobs)
     logger.info("LM text: %d generated sentences + %d training transcripts (%d held-out transcripts excluded)",
                 len(sentences), len(train_texts), len(held_out))
     case = cfg.prompt.english_case
@@ -253,13 +307,16 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
     every_text += [cfg.prompt.instruction, cfg.prompt.hotwords_prefix, cfg.prompt.summary_prefix, cfg.prompt.system,
                    "\n" + cfg.prompt.ctc_hypothesis_label + "\n"]
     every_text += [apply_case(w, case) for lang in demo_text.LANGS for w in sorted(demo_text.vocabulary(lang))]
+    distractors = distractor_names(corpus)
+    every_text += [apply_case(n, case) for v in distractors.values() for n in v]
     every_text += unit_texts(unit_list or [], case)  # every unit's text is a token: the adapter's warm start
     model, tokenizer = build_tiny_qwen(every_text, exp / "base", cfg.size, seed=cfg.train.seed)
     logger.info("tokenizer: %d entries (trimmed from Qwen3's 151,669); model: %s parameters", len(tokenizer),
                 f"{sum(p.numel() for p in model.parameters()):,}")
     builder = PromptBuilder(tokenizer, cfg.prompt)
     pools = unit_pools(unit_list) if unit_list else {}
-    samples = lm_samples(builder, sentences + train_texts, cfg, units, pools)
+    names = {lang: [text for text, _ in v] for lang, v in entities.items()}
+    samples = lm_samples(builder, sentences + train_texts, cfg, units, pools, names, distractors)
     pad = {"speech_mask": 0, **{k: (0.0 if k.startswith("weight") else -1) for k in slot_keys()}}
     train = TextStream(samples, cfg.max_tokens, tokenizer.pad_token_id, seed=cfg.train.seed, extra_pad=pad)
     dev_texts = [e["txt"] for e in splits.get("dev", []) if e.get("txt")]
