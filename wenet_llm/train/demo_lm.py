@@ -7,9 +7,13 @@ sentences, so the LM sees ``num_sentences`` fresh ones (every dev and test trans
 the training transcripts. Entities in the generated text are only names that occur in the training
 transcripts, so names never heard in training stay unknown to the LM too.
 
-The samples are the SFT stages' chat format without speech (user: instruction; assistant: sentence,
-end of turn), loss on the assistant's words, as a chat-tuned LLM knows its format. Training runs on
-the shared trainer; the result is saved as an ordinary Hugging Face directory ``<exp>/model``.
+The samples are plain text packed into rows, the SFT stages' chat format without speech (user:
+instruction; assistant: sentence, end of turn; loss on the assistant's words, as a chat-tuned LLM knows
+its format) and, for SFT stages that put the CTC hypothesis in the prompt, first-pass copy samples: the
+same turn with a corrupted copy of the sentence as the hypothesis, some with a hotword list whose names
+the hypothesis misspells, so that the LM copies and mends its prompt before it hears any speech.
+Training runs on the shared trainer; the result is saved as an ordinary Hugging Face directory
+``<exp>/model``.
 """
 
 from __future__ import annotations
