@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from wenet_llm.config.demo_llm import DemoLLMConfig, HypothesisCopyConfig
 from wenet_llm.config.llm import PromptConfig
 from wenet_llm.data.tokenizer import build_char_units, load_tokenizer as load_units
 from wenet_llm.models.llm.decoder import load_tokenizer
 from wenet_llm.models.llm.prompt import IGNORE_INDEX, PromptBuilder
-from wenet_llm.train.demo_lm import corrupt, hotword_list, hypothesis_sample, lm_samples, unit_pools
+from wenet_llm.train.demo_lm import (corrupt, hotword_list, hypothesis_sample, lm_samples, random_word_strings,
+                                     unit_pools, warmup_words)
 
 
 def test_corrupt_draws_each_error_kind():
@@ -75,3 +78,19 @@ def test_copy_samples_with_hotword_lists(tiny_llm_dir, tmp_path):
                       {"en": ["KELAX"], "zh": ["泽兰手机"]})
     with_list = [r for r in rows if "Hotwords:" in tok.decode(r["input_ids"])]
     assert len(rows) == 150 and 40 < len(with_list) < 110
+
+
+def test_copy_warmup_strings_come_from_spellable_words():
+    words = warmup_words({"en": ["ZORVATH LABS", "QXÉ"], "zh": ["泽兰科技"]}, ["A", "B", "H", "L", "O", "R", "S", "T",
+                                                                            "V", "Z", "X", "Q", "泽", "兰", "科", "技"])
+    assert "ZORVATH LABS" in words["en"] and "QXÉ" not in words["en"]  # É is no unit: <unk> is never copied
+    assert words["zh"] == ["泽兰科技"]  # every grammar word needs a character outside these units
+    rng = random.Random(0)
+    strings = random_word_strings({"en": ["ONE", "TWO", "THREE"], "zh": ["你好", "北京"]}, 400, 0.5, rng, (2, 4))
+    zh = [s for s in strings if "你好" in s or "北京" in s]
+    assert 150 < len(zh) < 250 and all(" " not in s and 4 <= len(s) <= 8 for s in zh)
+    en = [s.split() for s in strings if s not in zh]
+    assert all(2 <= len(w) <= 4 and set(w) <= {"ONE", "TWO", "THREE"} for w in en)
+    assert len({" ".join(w) for w in en}) > 30  # in no fixed order
+    with pytest.raises(ValueError, match="warmup_words"):
+        HypothesisCopyConfig(warmup_words=(5, 2)).validate()

@@ -88,6 +88,13 @@ class HypothesisCopyConfig:
     hotword_fraction: float = 0.0
     max_distractors: int = 10
     name_error: float = 0.2
+    # A copy warm-up before the LM text: warmup_steps steps on copy samples of random word strings
+    # (warmup_words words of the grammar's vocabulary and training names, in no grammatical order). Mixed
+    # into grammar text a small LM keeps to its language prior and never learns to copy; on strings the
+    # grammar cannot predict it forms copying heads within a few hundred steps, which the LM text then uses.
+    warmup_steps: int = 0
+    warmup_samples: int = 12000
+    warmup_words: tuple[int, int] = (3, 15)
 
     def validate(self) -> None:
         if not 0.0 <= self.fraction <= 1.0 or not 0.0 <= self.hotword_fraction <= 1.0:
@@ -97,6 +104,10 @@ class HypothesisCopyConfig:
                 raise ValueError(f"{name} must be in [0, 1)")
         if self.max_distractors < 0:
             raise ValueError("max_distractors must be >= 0")
+        if self.warmup_steps < 0 or self.warmup_samples <= 0:
+            raise ValueError("warmup_steps must be >= 0 and warmup_samples > 0")
+        if not 1 <= self.warmup_words[0] <= self.warmup_words[1]:
+            raise ValueError(f"warmup_words must be (min, max) with 1 <= min <= max, got {self.warmup_words}")
 
 
 @dataclass

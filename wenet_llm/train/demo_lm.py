@@ -214,6 +214,27 @@ def hotword_list(text: str, names: Sequence[str], distractors: Sequence[str], rn
     return chosen
 
 
+def warmup_words(entities: dict[str, list[str]], unit_list: Sequence[str]) -> dict[str, list[str]]:
+    """Per language, the grammar's words and the given names that the AED's units spell (no ``<unk>``)."""
+    known = set(unit_list)
+    out = {}
+    for lang in demo_text.LANGS:
+        words = sorted(set(demo_text.vocabulary(lang)) | set(entities.get(lang, [])))
+        out[lang] = [w for w in words if all(c in known for c in w.replace(" ", ""))]
+    return out
+
+
+def random_word_strings(words: dict[str, list[str]], count: int, zh_fraction: float, rng: random.Random,
+                        length: tuple[int, int]) -> list[str]:
+    """``count`` strings of ``length`` (range) words drawn at random: text no grammar predicts."""
+    out = []
+    for _ in range(count):
+        lang = "zh" if rng.random() < zh_fraction and words.get("zh") else "en"
+        drawn = [rng.choice(words[lang]) for _ in range(rng.randint(*length))]
+        out.append(("" if lang == "zh" else " ").join(drawn))
+    return out
+
+
 def _says(text: str, name: str) -> bool:
     if has_hanzi(name):
         return name in text
@@ -285,6 +306,31 @@ def lm_step(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
     return model(batch.input_ids, batch.attention_mask, batch.labels, extra.get("speech_mask"), units, weights)
 
 
+def _extra_pad() -> dict:
+    """Padding values of the rows' extra keys (speech mask, spelled-speech slots)."""
+    return {"speech_mask": 0, **{k: (0.0 if k.startswith("weight") else -1) for k in slot_keys()}}
+
+
+def copy_warmup(wrapper: SpelledSpeechLM, cfg: DemoLLMConfig, builder: PromptBuilder, units,
+                pools: dict[str, list[int]], words: dict[str, list[str]], exp_dir: Path) -> None:
+    """Train ``wrapper`` for ``cfg.hypothesis.warmup_steps`` steps on copy samples of random word strings
+    (constant learning rate after a short ramp; resumable like any stage) and leave its final weights in it."""
+    hyp = cfg.hypothesis
+    rng = random.Random(f"wenet_llm.demo_lm.copy_warmup/{cfg.seed}")
+    strings = random_word_strings(words, hyp.warmup_samples, cfg.zh_fraction, rng, hyp.warmup_words)
+    rows = [hypothesis_sample(builder, text, units, pools, rng, hyp) for text in strings]
+    logger.info("copy warm-up: %d steps on %d random word strings (%d English / %d Mandarin words to draw from)",
+                hyp.warmup_steps, len(rows), len(words.get("en", [])), len(words.get("zh", [])))
+    train_cfg = dataclasses.replace(
+        cfg.train, max_steps=hyp.warmup_steps, max_epoch=10 ** 6,
+        scheduler=dataclasses.replace(cfg.train.scheduler, name="constant",
+                                      warmup_steps=min(cfg.train.scheduler.warmup_steps, hyp.warmup_steps // 4)))
+    stream = TextStream(rows, cfg.max_tokens, builder.tokenizer.pad_token_id, seed=cfg.train.seed,
+                        extra_pad=_extra_pad())
+    Trainer(wrapper, lm_step, train_cfg, exp_dir, config=cfg).fit(stream)
+    wrapper.load_state_dict(torch.load(resolve_init_from(exp_dir), map_location="cpu", weights_only=True))
+
+
 def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path, num_jobs: int = 1) -> Path:
     """Build and pre-train the demo LLM; returns the Hugging Face directory ``<exp_dir>/model``.
 
@@ -321,7 +367,7 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
     pools = unit_pools(unit_list) if unit_list else {}
     names = {lang: [text for text, _ in v] for lang, v in entities.items()}
     samples = lm_samples(builder, sentences + train_texts, cfg, units, pools, names, distractors)
-    pad = {"speech_mask": 0, **{k: (0.0 if k.startswith("weight") else -1) for k in slot_keys()}}
+    pad = _extra_pad()
     train = TextStream(samples, cfg.max_tokens, tokenizer.pad_token_id, seed=cfg.train.seed, extra_pad=pad)
     dev_texts = [e["txt"] for e in splits.get("dev", []) if e.get("txt")]
     dev_rows = []
@@ -341,6 +387,8 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
                 kinds["spelled"], kinds["chat"], len(samples) - kinds["spelled"] - kinds["chat"],
                 sum(len(s["input_ids"]) for s in samples))
     wrapper = SpelledSpeechLM(model, unit_token_ids(unit_list or [], tokenizer, case))
+    if units is not None and cfg.hypothesis.fraction > 0 and cfg.hypothesis.warmup_steps > 0:
+        copy_warmup(wrapper, cfg, builder, units, pools, warmup_words(names, unit_list or []), exp / "copy_warmup")
     Trainer(wrapper, lm_step, cfg.train, exp / "train", config=cfg).fit(train, dev)
     wrapper.load_state_dict(torch.load(resolve_init_from(exp / "train"), map_location="cpu", weights_only=True))
     out = exp / MODEL_DIR

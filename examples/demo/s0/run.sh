@@ -60,7 +60,7 @@ if [ "${smoke}" = true ]; then
   [ "${data}" = data ] && data=smoke/data
   [ "${exp}" = exp ] && exp=smoke/exp
   num_utts=200
-  demo_llm_overrides="num_sentences=300 max_tokens=512 pack_tokens=64 size.hidden_size=32 size.num_hidden_layers=1 size.num_attention_heads=2 size.num_key_value_heads=1 size.head_dim=16 size.intermediate_size=64 train.max_steps=3 train.log_interval=1 ${demo_llm_overrides}"
+  demo_llm_overrides="num_sentences=300 max_tokens=512 pack_tokens=64 size.hidden_size=32 size.num_hidden_layers=1 size.num_attention_heads=2 size.num_key_value_heads=1 size.head_dim=16 size.intermediate_size=64 train.max_steps=3 hypothesis.warmup_steps=2 hypothesis.warmup_samples=100 train.log_interval=1 ${demo_llm_overrides}"
   aed_overrides="model.encoder_conf.output_size=32 model.encoder_conf.attention_heads=2 model.encoder_conf.linear_units=64 model.encoder_conf.num_blocks=1 model.decoder_conf.attention_heads=2 model.decoder_conf.linear_units=64 model.decoder_conf.num_blocks=1 train.max_epoch=2 train.log_interval=1 data.num_workers=0 data.noise.start_epoch=1 data.non_speech.start_epoch=1 ${aed_overrides}"
   average_num=2
   llm_overrides="model.adapter.hidden_size=32 train.max_steps=3 train.max_epoch=1 train.log_interval=1 data.num_workers=0 decode.max_new_tokens=20 ${llm_overrides}"
