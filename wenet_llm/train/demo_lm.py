@@ -214,22 +214,21 @@ def hotword_list(text: str, names: Sequence[str], distractors: Sequence[str], rn
     return chosen
 
 
-def warmup_words(entities: dict[str, list[str]], unit_list: Sequence[str]) -> dict[str, list[str]]:
-    """Per language, the grammar's words and the given names that the AED's units spell (no ``<unk>``)."""
-    known = set(unit_list)
-    out = {}
-    for lang in demo_text.LANGS:
-        words = sorted(set(demo_text.vocabulary(lang)) | set(entities.get(lang, [])))
-        out[lang] = [w for w in words if all(c in known for c in w.replace(" ", ""))]
-    return out
+def warmup_words(names: dict[str, list[str]], units) -> dict[str, list[str]]:
+    """Per language, the grammar's words and the given names that the AED's ``units`` spell without
+    ``<unk>`` (char or mixed units alike)."""
+    return {lang: [w for w in sorted(set(demo_text.vocabulary(lang)) | set(names.get(lang, [])))
+                   if not units.oov_chars(w)] for lang in demo_text.LANGS}
 
 
 def random_word_strings(words: dict[str, list[str]], count: int, zh_fraction: float, rng: random.Random,
                         length: tuple[int, int]) -> list[str]:
     """``count`` strings of ``length`` (range) words drawn at random: text no grammar predicts."""
+    if not words.get("en") and not words.get("zh"):
+        raise ValueError("no word to draw copy warm-up strings from")
     out = []
     for _ in range(count):
-        lang = "zh" if rng.random() < zh_fraction and words.get("zh") else "en"
+        lang = "zh" if (rng.random() < zh_fraction or not words.get("en")) and words.get("zh") else "en"
         drawn = [rng.choice(words[lang]) for _ in range(rng.randint(*length))]
         out.append(("" if lang == "zh" else " ").join(drawn))
     return out
@@ -388,7 +387,7 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
                 sum(len(s["input_ids"]) for s in samples))
     wrapper = SpelledSpeechLM(model, unit_token_ids(unit_list or [], tokenizer, case))
     if units is not None and cfg.hypothesis.fraction > 0 and cfg.hypothesis.warmup_steps > 0:
-        copy_warmup(wrapper, cfg, builder, units, pools, warmup_words(names, unit_list or []), exp / "copy_warmup")
+        copy_warmup(wrapper, cfg, builder, units, pools, warmup_words(names, units), exp / "copy_warmup")
     Trainer(wrapper, lm_step, cfg.train, exp / "train", config=cfg).fit(train, dev)
     wrapper.load_state_dict(torch.load(resolve_init_from(exp / "train"), map_location="cpu", weights_only=True))
     out = exp / MODEL_DIR
