@@ -57,7 +57,7 @@ class Recognizer:
 
         fbank = self.cfg.data.fbank
         gen = dataclasses.replace(self.cfg.decode, guards=switch_guards(self.cfg.decode.guards, enabled=guards))
-        if gen.guards.active("ctc") and self._ctc_tokenizer is None:
+        if (gen.guards.active("ctc") or gen.rescoring.enabled) and self._ctc_tokenizer is None:
             self._ctc_tokenizer = load_ctc_tokenizer(self.model.cfg.encoder_dir)
         decoder = GuardedDecoder(self.model, self.tokenizer, self.builder, gen, fbank, self._ctc_tokenizer)
         context = {k: v for k, v in (("hotwords", hotword_list(hotwords)), ("summary", summary)) if v}
@@ -77,7 +77,8 @@ class Recognizer:
             for i, f in enumerate(feats):
                 padded[i, : f.shape[0]] = f
             prompts = [self.builder.build(None, context) for _ in feats]
-            out.extend(decoder(padded.to(self.device), lengths.to(self.device), prompts))
+            out.extend(decoder(padded.to(self.device), lengths.to(self.device), prompts,
+                               [context.get("hotwords", [])] * len(feats)))
         return out
 
 

@@ -7,10 +7,12 @@ Examples:
   python -m wenet_llm.bin.decode --model DIR --test LIST --out OUT --hotwords "Zorvath,Kavanok"
   python -m wenet_llm.bin.decode --model DIR --test LIST --out OUT_noguards --guards off
   python -m wenet_llm.bin.decode --model DIR --test LIST --out OUT --ctc-guard flag --vad-gate on
+  python -m wenet_llm.bin.decode --model DIR --test LIST --out OUT --rescoring on --ctc-weight 1.0
 
 Writes OUT/{text,results.jsonl,wer,summary.json} and prints the real-time factor. The hallucination
 guards (docs/guards.md) default to the model config's decode.guards; --guards off turns all of them off,
-the per-guard switches change one each.
+the per-guard switches change one each. The joint CTC + LLM rescoring (docs/llm.md) defaults to the
+config's decode.rescoring; --rescoring, --ctc-weight and --ctc-beam change it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ def get_parser() -> ArgumentParser:
                         "to the CTC text (default: config)")
     p.add_argument("--vad-gate", choices=["on", "off"], default=None,
                    help="output empty without decoding when the energy gate finds no speech (default: config)")
+    p.add_argument("--rescoring", choices=["on", "off"], default=None,
+                   help="joint CTC + LLM rescoring of the LLM output and the CTC n-best (default: the config's "
+                        "decode.rescoring.enabled)")
+    p.add_argument("--ctc-weight", type=float, default=None,
+                   help="weight of the CTC log-likelihood in the rescoring (default: config)")
+    p.add_argument("--ctc-beam", type=int, default=None, help="CTC n-best size of the rescoring (default: config)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch's default)")
     return p
@@ -86,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         changes = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens),
                                      ("max_duration", args.max_duration)) if v is not None}
         changes["guards"] = switch_guards(gen.guards, **switches)
+        rescoring = {k: v for k, v in (("enabled", _on(args.rescoring)), ("ctc_weight", args.ctc_weight),
+                                       ("ctc_beam", args.ctc_beam)) if v is not None}
+        changes["rescoring"] = dataclasses.replace(gen.rescoring, **rescoring)
         gen = dataclasses.replace(gen, **changes)
         gen.validate()
     except (OSError, ValueError) as e:

@@ -244,8 +244,47 @@ class GuardsConfig:
 
 
 @dataclass
+class RescoringConfig:
+    """Joint CTC + LLM rescoring, the LLM's counterpart of WeNet's attention rescoring (docs/llm.md).
+
+    The candidates of an utterance are the encoder's CTC prefix-beam n-best (``ctc_beam`` of them), the
+    LLM's own output (after the guards' trims) and, with a hotword list, those with a listed term put in
+    where a span sounds like it. Each is scored by the LLM, the log-prob of the transcript
+    and its end token after the utterance's prompt (teacher forcing, context included), plus
+    ``ctc_weight`` times its CTC log-likelihood under the encoder's CTC head; the best is the output. The
+    LLM mends what the CTC head misspells, and the CTC score keeps the LLM to what was said: a fluent
+    sentence the audio does not support loses to one it does.
+    """
+
+    enabled: bool = False
+    ctc_beam: int = 10
+    ctc_weight: float = 1.0
+    # With a hotword list: the LLM text and the hotword_bases best CTC candidates each give more candidates,
+    # the span that sounds most like a listed term (toneless pinyin / letters, edit distance over the term's
+    # length at most hotword_threshold; 0 = none) replaced by the term. A CTC head misspells a name it never
+    # heard; the list says how it is spelled, and the LLM with the list in its prompt and the CTC score of
+    # the sound judge the replacement like any other candidate. hotword_bonus: added per listed term a
+    # candidate says (a biasing bonus; 0 = none).
+    hotword_threshold: float = 0.5
+    hotword_bases: int = 3
+    hotword_bonus: float = 0.0
+    max_candidates_per_batch: int = 64  # rows of one teacher-forcing forward (memory bound)
+
+    def validate(self) -> None:
+        if not 0.0 <= self.hotword_threshold <= 1.0 or self.hotword_bases < 0 or self.hotword_bonus < 0:
+            raise ValueError(f"rescoring needs hotword_threshold in [0, 1], hotword_bases >= 0 and hotword_bonus "
+                             f">= 0, got {self.hotword_threshold}, {self.hotword_bases}, {self.hotword_bonus}")
+        if self.ctc_beam < 1 or self.max_candidates_per_batch < 1:
+            raise ValueError(f"rescoring needs ctc_beam >= 1 and max_candidates_per_batch >= 1, got "
+                             f"{self.ctc_beam}, {self.max_candidates_per_batch}")
+        if self.ctc_weight < 0:
+            raise ValueError(f"rescoring.ctc_weight must be >= 0, got {self.ctc_weight}")
+
+
+@dataclass
 class GenerationConfig:
-    """Decoding of the LLM: greedy (num_beams 1) or beam search, with a KV cache, and its guards."""
+    """Decoding of the LLM: greedy (num_beams 1) or beam search, with a KV cache, its guards and the
+    optional joint CTC + LLM rescoring."""
 
     num_beams: int = 1
     max_new_tokens: int = 256  # hard cap on new tokens, guards or not
@@ -255,6 +294,7 @@ class GenerationConfig:
     min_new_tokens_cap: int = 8
     max_duration: float = 120.0  # seconds of audio per decoding batch
     guards: GuardsConfig = field(default_factory=GuardsConfig)
+    rescoring: RescoringConfig = field(default_factory=RescoringConfig)
 
     def validate(self) -> None:
         if self.num_beams < 1 or self.max_new_tokens < 1 or self.max_duration <= 0:
@@ -263,6 +303,7 @@ class GenerationConfig:
             raise ValueError(f"max_tokens_per_second must be > 0 and min_new_tokens_cap >= 1, got "
                              f"{self.max_tokens_per_second}, {self.min_new_tokens_cap} (to decode without the "
                              f"duration cap, set guards.length_cap: false)")
+        self.rescoring.validate()
 
 
 @dataclass

@@ -15,6 +15,10 @@ of them off), run around the LLM for a batch of utterances (:class:`GuardedDecod
    (:func:`ctc_check`); a mismatch is flagged and, with ``action: fallback``, replaced by the CTC text.
 
 Each output carries ``flags`` (``FLAGS``: which guard fired) and ``details`` (what it changed).
+
+With ``GenerationConfig.rescoring`` on, the joint CTC + LLM rescoring (:mod:`wenet_llm.decode.rescoring`)
+picks the output among the LLM's text (after the length cap and the repetition trim) and the CTC n-best
+before the CTC guard checks it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from wenet_llm.config.data import FbankConfig
 from wenet_llm.config.llm import CTCGuardConfig, GenerationConfig, GuardsConfig, RepetitionGuardConfig, VADGateConfig
 from wenet_llm.data.features import MEL_LOW_HZ
 from wenet_llm.decode.aed_search import ctc_greedy_search
+from wenet_llm.decode.rescoring import rescore
 from wenet_llm.score.hallucination import Loop, find_repetition_loop, trim_loop
 from wenet_llm.score.wer import COR, TokenOptions, align
 
@@ -219,6 +224,7 @@ class GuardedOutput:
     flags: dict[str, bool]  # FLAGS: which guard fired
     details: dict  # per fired guard, what it found and changed
     ctc_text: Optional[str] = None  # the CTC greedy hypothesis when the CTC guard ran
+    rescoring: Optional[dict] = None  # RescoredOutput.as_dict() of the joint rescoring, when it ran
 
 
 def end_ids(tokenizer) -> tuple[list[int], int]:
@@ -243,7 +249,7 @@ class GuardedDecoder:
         self.fbank = fbank
         self.guards = gen.guards
         self.eos_ids, self.pad_id = end_ids(tokenizer)
-        if self.guards.active("ctc") and ctc_tokenizer is None:
+        if (self.guards.active("ctc") or gen.rescoring.enabled) and ctc_tokenizer is None:
             ctc_tokenizer = load_ctc_tokenizer(model.cfg.encoder_dir)
         self.ctc_tokenizer = ctc_tokenizer
 
@@ -251,8 +257,10 @@ class GuardedDecoder:
         return {name: self.guards.active(name) for name in ("vad", "length_cap", "repetition", "ctc")}
 
     @torch.no_grad()
-    def __call__(self, feats: torch.Tensor, feats_lengths: torch.Tensor, prompts: Sequence) -> list[GuardedOutput]:
-        """feats (B, T, F) raw fbank, zero-padded; feats_lengths (B,); one prompt per utterance."""
+    def __call__(self, feats: torch.Tensor, feats_lengths: torch.Tensor, prompts: Sequence,
+                 hotwords: Optional[Sequence[Sequence[str]]] = None) -> list[GuardedOutput]:
+        """feats (B, T, F) raw fbank, zero-padded; feats_lengths (B,); one prompt per utterance and, for the
+        rescoring's hotword candidates, one hotword list per utterance (the prompt's)."""
         lengths = feats_lengths.tolist()
         outputs: list[Optional[GuardedOutput]] = [None] * len(lengths)
         keep = []
@@ -265,11 +273,11 @@ class GuardedDecoder:
                     continue
             keep.append(i)
         if keep:
-            for i, out in zip(keep, self._decode(feats, feats_lengths, prompts, keep)):
+            for i, out in zip(keep, self._decode(feats, feats_lengths, prompts, keep, hotwords)):
                 outputs[i] = out
         return outputs  # type: ignore[return-value]
 
-    def _decode(self, feats, feats_lengths, prompts, keep: list[int]) -> list[GuardedOutput]:
+    def _decode(self, feats, feats_lengths, prompts, keep: list[int], hotwords=None) -> list[GuardedOutput]:
         model, g = self.model, self.guards
         lengths = feats_lengths[torch.tensor(keep, device=feats_lengths.device)]
         rows = feats[torch.tensor(keep, device=feats.device), : int(lengths.max())]
@@ -281,11 +289,20 @@ class GuardedDecoder:
         seconds = [n * self.fbank.frame_shift_ms / 1000.0 for n in lengths.tolist()]
         caps = length_caps(seconds, self.gen)
         criteria = [RepetitionStopper(g.repetition, self.eos_ids)] if g.active("repetition") else []
-        ids = model.generate_from_speech(speech, [prompts[i] for i in keep], self.gen, self.eos_ids, self.pad_id,
+        kept_prompts = [prompts[i] for i in keep]
+        ids = model.generate_from_speech(speech, kept_prompts, self.gen, self.eos_ids, self.pad_id,
                                          max_new_tokens=caps, stopping_criteria=criteria)
-        return [self._finish(seq, cap, ctc) for seq, cap, ctc in zip(ids, caps, ctc_texts)]
+        outputs = [self._trim(seq, cap) for seq, cap in zip(ids, caps)]
+        if self.gen.rescoring.enabled:
+            chosen = rescore(model, self.builder, self.ctc_tokenizer, speech, enc.ctc_log_probs, enc_lengths,
+                             kept_prompts, [o.text for o in outputs], self.gen.rescoring,
+                             [hotwords[i] for i in keep] if hotwords is not None else None)
+            for out, pick in zip(outputs, chosen):
+                out.text, out.rescoring = pick.text, pick.as_dict()
+        return [self._check(out, ctc) for out, ctc in zip(outputs, ctc_texts)]
 
-    def _finish(self, seq: list[int], cap: int, ctc_text: Optional[str]) -> GuardedOutput:
+    def _trim(self, seq: list[int], cap: int) -> GuardedOutput:
+        """The length-cap flag and the repetition trim of one generated sequence."""
         g = self.guards
         flags = dict.fromkeys(FLAGS, False)
         details: dict = {}
@@ -300,13 +317,18 @@ class GuardedDecoder:
                                          "removed_tokens": len(seq) - len(trimmed)}
                 seq = trimmed
         text = self.builder.output_text(self.tokenizer.decode(seq, skip_special_tokens=True))
+        return GuardedOutput(text, seq, flags, details)
+
+    def _check(self, out: GuardedOutput, ctc_text: Optional[str]) -> GuardedOutput:
+        """The CTC guard on the output (the rescoring's pick when it ran)."""
+        out.ctc_text = ctc_text
         if ctc_text is not None:
-            check = ctc_check(text, ctc_text, g.ctc)
+            check = ctc_check(out.text, ctc_text, self.guards.ctc)
             if check.mismatch:
-                flags["ctc_mismatch"] = True
-                details["ctc"] = dataclasses.asdict(check)
-                if g.ctc.action == "fallback":
-                    flags["ctc_fallback"] = True
-                    details["ctc"]["llm_text"] = text
-                    text = ctc_text
-        return GuardedOutput(text, seq, flags, details, ctc_text)
+                out.flags["ctc_mismatch"] = True
+                out.details["ctc"] = dataclasses.asdict(check)
+                if self.guards.ctc.action == "fallback":
+                    out.flags["ctc_fallback"] = True
+                    out.details["ctc"]["llm_text"] = out.text
+                    out.text = ctc_text
+        return out

@@ -9,10 +9,12 @@ Hugging Face ``generate`` on ``inputs_embeds``). Outputs in ``out_dir``:
 - ``results.jsonl``: per utterance ``key``, ``hyp``, ``ref``, ``tokens`` (generated ids), ``num_tokens``,
   ``seconds`` (audio), ``decode_seconds`` (its share of its batch's wall time), ``context`` (what the
   prompt held), ``flags`` (which hallucination guard fired, :data:`wenet_llm.decode.guards.FLAGS`),
-  ``guards`` (what each fired guard found and changed) and ``ctc_hyp`` (the CTC greedy hypothesis when
-  the CTC guard ran, else null);
-- ``wer``: the scorer's report; ``summary.json``: the overall figures, the real-time factor and
-  ``guards`` (which guards ran, and how many utterances each flag marked).
+  ``guards`` (what each fired guard found and changed), ``ctc_hyp`` (the CTC greedy hypothesis when
+  the CTC guard ran, else null) and ``rescoring`` (with the joint CTC + LLM rescoring on: the winning
+  candidate's ``source``, ``llm`` or ``ctc_<rank>``, its two scores and the number of candidates; else null);
+- ``wer``: the scorer's report; ``summary.json``: the overall figures, the real-time factor,
+  ``guards`` (which guards ran, and how many utterances each flag marked) and ``rescoring`` (its settings
+  and how many outputs came from the CTC n-best).
 
 The guards (docs/guards.md) run through :class:`wenet_llm.decode.guards.GuardedDecoder`.
 
@@ -88,6 +90,16 @@ def read_context_jsonl(path: str | Path) -> dict[str, dict]:
     return out
 
 
+def rescoring_summary(gen: GenerationConfig, results) -> dict:
+    """Whether the joint rescoring ran, its settings, and how many outputs it took from the CTC n-best."""
+    cfg = gen.rescoring
+    if not cfg.enabled:
+        return {"enabled": False}
+    picks = [r["rescoring"]["source"] for r in results if r.get("rescoring")]
+    return {"enabled": True, "ctc_beam": cfg.ctc_beam, "ctc_weight": cfg.ctc_weight, "rescored": len(picks),
+            "from_ctc_nbest": sum(p != "llm" for p in picks)}
+
+
 @torch.no_grad()
 def decode_llm(model, tokenizer, builder: PromptBuilder, gen: GenerationConfig, test_list: str | Path,
                data_cfg: DataConfig, out_dir: str | Path, context: Optional[ContextSource] = None,
@@ -119,7 +131,8 @@ def decode_llm(model, tokenizer, builder: PromptBuilder, gen: GenerationConfig, 
                 truncated += 1
                 logger.warning("%s: prompt context truncated: %s", key, p.truncated)
         seconds = [float(n) * data_cfg.fbank.frame_shift_ms / 1000.0 for n in batch.feats_lengths.tolist()]
-        outputs = decoder(batch.feats.to(device), batch.feats_lengths.to(device), prompts)
+        outputs = decoder(batch.feats.to(device), batch.feats_lengths.to(device), prompts,
+                          [c.get("hotwords") or [] for c in ctxs])
         elapsed = time.perf_counter() - start
         total_time += elapsed
         total_audio += sum(seconds)
@@ -127,7 +140,8 @@ def decode_llm(model, tokenizer, builder: PromptBuilder, gen: GenerationConfig, 
         for key, out, ctx, sec in zip(batch.keys, outputs, ctxs, seconds):
             results[key] = {"key": key, "hyp": out.text, "tokens": out.tokens, "num_tokens": len(out.tokens),
                             "seconds": round(sec, 3), "decode_seconds": round(elapsed * sec / batch_audio, 4),
-                            "context": ctx, "flags": out.flags, "guards": out.details, "ctc_hyp": out.ctc_text}
+                            "context": ctx, "flags": out.flags, "guards": out.details, "ctc_hyp": out.ctc_text,
+                            "rescoring": out.rescoring}
         bar.update(len(batch))
     bar.close()
     if stream.skips.total():
@@ -149,7 +163,8 @@ def decode_llm(model, tokenizer, builder: PromptBuilder, gen: GenerationConfig, 
                "num_beams": gen.num_beams, "context_truncated": truncated,
                "length_cap_hits": sum(r["flags"]["length_cap"] for r in results.values()),
                "guards": {"active": decoder.active(),
-                          "flagged": {f: sum(r["flags"][f] for r in results.values()) for f in FLAGS}}}
+                          "flagged": {f: sum(r["flags"][f] for r in results.values()) for f in FLAGS}},
+               "rescoring": rescoring_summary(gen, results.values())}
     with atomic_open(out_dir / "summary.json") as f:
         json.dump(summary, f, indent=2)
     logger.info("%s: %s | RTF %.4f (%.1f s for %.1f s of audio)", test_list, summary["overall"], rtf, total_time,

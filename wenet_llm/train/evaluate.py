@@ -10,8 +10,13 @@ set holds decides what else is measured on it with the final LLM stage (the last
 - entries with ``noise`` (``kind``, ``snr_db``, ``seen_in_train``): rates per SNR and per noise kind, and
   of the kinds never seen in training;
 - only empty references (noise, silence): the share of empty outputs, with the guards on and off;
-- the primary set: also with the hallucination guards off, and with distractor-only lists (pool names
-  none of which is spoken) for the share of utterances that gain a list name.
+- the primary set: also with the hallucination guards off (the LLM alone: no guard, no rescoring), and
+  with distractor-only lists (pool names none of which is spoken) for the share of utterances that gain
+  a list name.
+
+Every stage whose config decodes with the joint CTC + LLM rescoring is also decoded without it on the
+primary set (``no_rescoring``), and the share of its outputs taken from the CTC n-best is reported
+(``rescored_from_ctc_rate``).
 
 The AED's figures come from stage 3's decodes (``exp/aed/decode_<set>/<method>/text``; ``attention`` on
 the primary set is decoded here when stage 3 did not). Everything is scored by
@@ -102,12 +107,24 @@ class LLMDecoder:
         model.to(self.device)
         self.recognizer = Recognizer(model, cfg, tokenizer, self.device)
 
-    def __call__(self, test_list: Path, out_dir: Path, context=None, guards: Optional[bool] = None) -> Path:
+    @property
+    def rescores(self) -> bool:
+        """Whether the stage's config decodes with the joint CTC + LLM rescoring."""
+        return self.recognizer.cfg.decode.rescoring.enabled
+
+    def __call__(self, test_list: Path, out_dir: Path, context=None, guards: Optional[bool] = None,
+                 rescoring: Optional[bool] = None) -> Path:
+        """Decode with the stage's decode config; ``guards=False``: the LLM alone (no guard and no rescoring);
+        ``rescoring`` switches the rescoring (None: as configured)."""
         from wenet_llm.decode.guards import switch_guards
         from wenet_llm.decode.llm_decode import decode_llm
 
         r = self.recognizer
+        if guards is False:
+            rescoring = False
         gen = dataclasses.replace(r.cfg.decode, guards=switch_guards(r.cfg.decode.guards, enabled=guards))
+        if rescoring is not None:
+            gen = dataclasses.replace(gen, rescoring=dataclasses.replace(gen.rescoring, enabled=rescoring))
         decode_llm(r.model, r.tokenizer, r.builder, gen, test_list, r.cfg.data, out_dir, context, self.device)
         return out_dir / "text"
 
@@ -160,6 +177,15 @@ def _ctc_fallback_rate(decode_dir: Path) -> Optional[float]:
     how much of an LLM figure is the encoder's CTC head rather than the LLM. None without per-utterance records."""
     flags = _guard_flags(decode_dir)
     return round(100.0 * sum(bool(f.get("ctc_fallback")) for f in flags) / len(flags), 2) if flags else None
+
+
+def _from_ctc_rate(decode_dir: Path) -> Optional[float]:
+    """Percent of a decode's utterances whose output the joint rescoring took from the CTC n-best."""
+    path = decode_dir / "results.jsonl"
+    if not path.is_file():
+        return None
+    picks = [json.loads(line).get("rescoring") for line in path.open(encoding="utf-8") if line.strip()]
+    return round(100.0 * sum(bool(p) and p["source"] != "llm" for p in picks) / len(picks), 2) if picks else None
 
 
 def _guard_figures(test: SystemScore, decode_dir: Path) -> dict:
@@ -263,6 +289,12 @@ def evaluate(data_dir: str | Path, exp_dir: str | Path, out_dir: str | Path,
             if name == primary:
                 results[stage] = lang_rates(s)
                 results.setdefault("ctc_fallback_rate", {})[stage] = _ctc_fallback_rate(out / stage / name)
+                if decoder.rescores:  # the same stage without the rescoring: what the LLM alone writes
+                    plain = _score(stage, decoder(data / name / "data.list", out / stage / f"{name}_no_rescoring",
+                                                  rescoring=False), refs_of(entries))
+                    scores[stage][f"{name} no rescoring"] = plain
+                    results.setdefault("no_rescoring", {})[stage] = lang_rates(plain)
+                    results.setdefault("rescored_from_ctc_rate", {})[stage] = _from_ctc_rate(out / stage / name)
             if final:
                 _final_measures(decoder, stage, data, name, entries, s, primary, out / stage, results, scores,
                                 distractor_pool)
@@ -428,6 +460,10 @@ def results_markdown(results: dict) -> str:
         rates = ", ".join(f"{stage} {_fmt(rate)} %" for stage, rate in results["ctc_fallback_rate"].items())
         lines += ["", f"Outputs on `{results.get('primary_set')}` that are the CTC hypothesis (the consistency guard "
                       f"replaced the LLM's): {rates}."]
+    if results.get("rescored_from_ctc_rate"):
+        rates = ", ".join(f"{stage} {_fmt(rate)} %" for stage, rate in results["rescored_from_ctc_rate"].items())
+        lines += ["", f"Outputs on `{results.get('primary_set')}` that the joint CTC + LLM rescoring took from the "
+                      f"CTC n-best: {rates}."]
     if "hotword" in results:
         h = results["hotword"]
         lines += ["", f"Hotwords (`{h['set']}`, {results.get('final_stage')}), without / with the lists in the prompt:", "",

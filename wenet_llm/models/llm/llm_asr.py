@@ -225,6 +225,38 @@ class LLMASRModel(nn.Module):
         return pad_rows(rows, left=True)
 
     @torch.no_grad()
+    def score_targets(self, speech: AdapterOutput, prompts: Sequence[PromptPieces], utterances: Sequence[int],
+                      targets: Sequence[Sequence[int]], max_rows: int = 64) -> torch.Tensor:
+        """Teacher-forced log-prob of each target after its utterance's prompt: (N,) float32.
+
+        speech (B, S, E) from ``encode_speech``; ``prompts`` one per utterance; row i scores ``targets[i]``
+        (LLM ids, end token included) after prompt and speech of utterance ``utterances[i]``. Rows are
+        right-padded and run ``max_rows`` at a time."""
+        embed = self.embedding
+        device = speech.embeds.device
+        heads = []
+        for i, p in enumerate(prompts):
+            n = int(speech.lengths[i])
+            prefix = embed(torch.tensor(p.prefix, dtype=torch.long, device=device))
+            suffix = embed(torch.tensor(p.suffix, dtype=torch.long, device=device))
+            heads.append(torch.cat([prefix, speech.embeds[i, :n].to(prefix.dtype), suffix]))  # (P_i, E)
+        scores = torch.zeros(len(targets), dtype=torch.float32, device=device)
+        for start in range(0, len(targets), max_rows):
+            rows, spans = [], []
+            for j in range(start, min(start + max_rows, len(targets))):
+                head = heads[utterances[j]]
+                ids = torch.tensor(list(targets[j]), dtype=torch.long, device=device)
+                rows.append(torch.cat([head, embed(ids).to(head.dtype)]))
+                spans.append((head.shape[0], ids))
+            inputs, mask = pad_rows(rows)
+            log_probs = self.llm(inputs_embeds=inputs, attention_mask=mask).logits.float().log_softmax(-1)
+            for k, (p, ids) in enumerate(spans):
+                # position p - 1 + t predicts target token t
+                picked = log_probs[k, p - 1: p - 1 + ids.shape[0]].gather(1, ids.unsqueeze(1))
+                scores[start + k] = picked.sum()
+        return scores
+
+    @torch.no_grad()
     def generate(self, feats: torch.Tensor, feats_lengths: torch.Tensor, prompts: Sequence[PromptPieces],
                  gen: GenerationConfig, eos_ids: Sequence[int], pad_id: int,
                  max_new_tokens: Optional[Sequence[int]] = None, stopping_criteria=None) -> list[list[int]]:
