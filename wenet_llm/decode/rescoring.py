@@ -118,7 +118,7 @@ def hotword_candidates(bases: Sequence[str], hotwords: Sequence[str], threshold:
 @dataclass
 class RescoredOutput:
     text: str
-    source: str  # "llm" or "ctc_<rank>" (0 = the CTC prefix beam's best)
+    source: str  # "llm", "ctc_<rank>" (0 = the CTC prefix beam's best) or "hotword" (a listed term put in)
     llm_score: float
     ctc_score: float
     candidates: int
