@@ -236,3 +236,14 @@ def test_rescoring_config_errors():
         from_dict(GenerationConfig, {"rescoring": {"ctc_weight": -1}})
     with pytest.raises(ValueError, match="hotword_threshold"):
         from_dict(GenerationConfig, {"rescoring": {"hotword_threshold": 1.5}})
+
+
+def test_decode_cli_rescoring_switches(tmp_path, capsys):
+    from wenet_llm.bin import decode
+
+    args = ["--model", str(tmp_path / "nowhere"), "--test", "t.list", "--out", str(tmp_path / "o")]
+    assert decode.main(args + ["--rescoring", "on", "--ctc-beam", "0"]) == 2  # before the model loads
+    assert "ctc_beam >= 1" in capsys.readouterr().err
+    assert decode.main(args + ["--ctc-weight", "-1"]) == 2 and "ctc_weight must be >= 0" in capsys.readouterr().err
+    assert decode.main(args + ["--rescoring", "on", "--ctc-weight", "0.5"]) == 2  # valid: fails only at loading
+    assert "ctc_weight" not in capsys.readouterr().err

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from wenet_llm.api import load
-    from wenet_llm.config.llm import GuardsConfig
+    from wenet_llm.config.llm import GuardsConfig, RescoringConfig
     from wenet_llm.decode.guards import switch_guards
     from wenet_llm.decode.llm_decode import ContextSource, decode_llm, read_context_jsonl
     from wenet_llm.models.llm.prompt import hotword_list
@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     hotwords = hotword_list(args.hotwords)
     switches = {"enabled": _on(args.guards), "length_cap": _on(args.length_cap),
                 "repetition": _on(args.repetition_guard), "ctc": args.ctc_guard, "vad": _on(args.vad_gate)}
+    rescoring = {k: v for k, v in (("enabled", _on(args.rescoring)), ("ctc_weight", args.ctc_weight),
+                                   ("ctc_beam", args.ctc_beam)) if v is not None}
     try:
         switch_guards(GuardsConfig(), **switches)  # contradicting switches fail before the model loads
+        dataclasses.replace(RescoringConfig(), **rescoring).validate()  # so do bad rescoring values
         if args.hotwords_file:
             with open(args.hotwords_file, encoding="utf-8") as f:
                 hotwords += [line.strip() for line in f if line.strip()]
@@ -94,8 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         changes = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens),
                                      ("max_duration", args.max_duration)) if v is not None}
         changes["guards"] = switch_guards(gen.guards, **switches)
-        rescoring = {k: v for k, v in (("enabled", _on(args.rescoring)), ("ctc_weight", args.ctc_weight),
-                                       ("ctc_beam", args.ctc_beam)) if v is not None}
         changes["rescoring"] = dataclasses.replace(gen.rescoring, **rescoring)
         gen = dataclasses.replace(gen, **changes)
         gen.validate()
