@@ -29,3 +29,11 @@ def dist_setup(rank: int, world_size: int, port: int) -> None:
     # DeepSpeed's CPU communication backend compiles a shared-memory all-reduce extension (C++, minutes on
     # 2 cores) when it starts; only its inference all-reduce uses it, not training, so the tests start without.
     ds_comm.build_shm_op = lambda: None
+
+
+def dist_teardown() -> None:
+    """The end of a test worker: what the training entry points do when they finish (every rank done, the
+    group destroyed), so that no process aborts in gloo's teardown at exit."""
+    from wenet_llm.train.engine import shutdown_distributed
+
+    shutdown_distributed()

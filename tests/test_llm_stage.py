@@ -15,7 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from dist_helpers import dist_setup, free_port
+from dist_helpers import dist_setup, dist_teardown, free_port
 from wenet_llm.config import from_dict
 from wenet_llm.config.llm import LLMExperimentConfig
 
@@ -172,6 +172,7 @@ def _zero2_worker(rank: int, port: int, cfg_path: str, exp: str) -> None:
     from wenet_llm.train.llm import train_llm
 
     train_llm(load_config(LLMExperimentConfig, cfg_path), exp)
+    dist_teardown()
 
 
 def test_zero2_two_gloo_processes(small_corpus, tiny_encoder_dir, tiny_llm_dir, tmp_path):

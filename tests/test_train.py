@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from dist_helpers import dist_setup, free_port
+from dist_helpers import dist_setup, dist_teardown, free_port
 from wenet_llm.config import ConfigError, from_dict, load_config, to_dict
 from wenet_llm.config.train import TrainConfig
 from wenet_llm.data.dataset import SkipReport
@@ -357,6 +357,7 @@ def _ddp_worker(rank: int, port: int, out: str) -> None:
     trainer.fit(FakeStream(5 + rank, rank=rank), FakeStream(2, seed=9, rank=rank))
     cv = trainer.validate(FakeStream(2 + rank, seed=9, rank=rank))
     torch.save({"params": params_of(trainer), "cv": cv, "step": trainer.step}, Path(out) / f"rank{rank}.pt")
+    dist_teardown()
 
 
 def test_ddp_gloo_two_processes(tmp_path):
@@ -411,6 +412,7 @@ def _deepspeed_worker(rank: int, port: int, out: str) -> None:
     run("z2_resume", 2, "fp32")  # resumes from step_2
     run("z2_nan", 2, "fp32", nan_at=[(0, 2)])
     torch.save(results, Path(out) / f"rank{rank}.pt")
+    dist_teardown()
 
 
 def test_deepspeed_zero_gloo_two_processes(tmp_path):

@@ -36,10 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train_aed: {e}", file=sys.stderr)
         return 2
     from wenet_llm.train.aed import train_aed, with_data_dir
+    from wenet_llm.train.engine import shutdown_distributed
 
     if args.data_dir:
         cfg = with_data_dir(cfg, args.data_dir, args.data_format)
     train_aed(cfg, args.exp_dir)
+    shutdown_distributed()
     return 0
 
 

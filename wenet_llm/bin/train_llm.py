@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     from wenet_llm.config import ConfigError, load_config
     from wenet_llm.config.llm import LLMExperimentConfig
+    from wenet_llm.train.engine import shutdown_distributed
     from wenet_llm.train.llm import set_paths, train_llm, with_data_dir
     from wenet_llm.utils.logging import setup_logging
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train_llm: {e}", file=sys.stderr)
         return 2
     train_llm(cfg, args.exp_dir)
+    shutdown_distributed()
     return 0
 
 

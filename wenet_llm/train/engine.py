@@ -76,6 +76,15 @@ def init_distributed(backend: str, single_process_group: bool = False) -> None:
         dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group once every rank is done (a barrier, then destroy): a process that exits with
+    the group alive can abort in gloo's teardown ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def _no_decay(name: str, param: nn.Parameter) -> bool:
     # Vectors (norm weights, biases) and embedding tables are not weight-decayed.
     return param.ndim < 2 or "norm" in name.lower() or "embed" in name.lower()
