@@ -17,7 +17,8 @@ from wenet_llm.config.core import from_dict
 from wenet_llm.config.data import DataConfig, FbankConfig
 from wenet_llm.config.llm import GenerationConfig, RescoringConfig
 from wenet_llm.decode.guards import GuardedDecoder, load_ctc_tokenizer
-from wenet_llm.decode.rescoring import ctc_log_likelihoods, hotword_candidates, hotword_substitution, rescore, says
+from wenet_llm.data.context_terms import contains, split_term
+from wenet_llm.decode.rescoring import ctc_log_likelihoods, hotword_candidates, hotword_substitution, rescore
 
 
 def brute_force_ctc(log_probs: torch.Tensor, target: list[int], blank: int = 0) -> float:
@@ -195,6 +196,9 @@ def test_hotword_substitution_by_sound():
     assert hotword_substitution("MY FRIEND LAI YU XIANG", "赖钰翔", 0.9) is None  # no Hanzi span to replace
     assert hotword_substitution("我们去BANK", "BANKS", 0.5) == "我们去BANKS"  # spacing of mixed text kept
     assert hotword_substitution("", "ZANSEN", 0.5) is None
+    def says(text, term):  # how the rescoring counts a listed term for the bonus
+        return contains(split_term(text), split_term(term))
+
     assert says("我在遇到了赖钰翔", "赖钰翔") and says("TO ZANSEN NOW", "ZANSEN") and not says("TO ZANSENS", "ZANSEN")
     bases = ["MET ZANSON AND QUENVIM", "MET ZANSEN AND QUENVIM"]
     assert hotword_candidates(bases, ["ZANSEN", "QUENVIN"], 0.5) == [

@@ -16,52 +16,24 @@ Settings: :class:`wenet_llm.config.llm.RescoringConfig`.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+import kaldialign
 import torch
 import torch.nn.functional as F
 
 from wenet_llm.config.llm import RescoringConfig
+from wenet_llm.data.context_terms import contains, hanzi_unit, join_units, split_term
 from wenet_llm.decode.aed_search import ctc_prefix_beam_search
-
-_HANZI_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_HANZI = re.compile(f"[{_HANZI_CLASS}]")
-_TOKEN = re.compile(f"[{_HANZI_CLASS}]|[^\\s{_HANZI_CLASS}]+")
-
-
-def _tokens(text: str) -> list[str]:
-    """Hanzi one by one and whitespace-separated words: the units a hotword window spans."""
-    return _TOKEN.findall(text)
-
-
-def _join(tokens: Sequence[str]) -> str:
-    """Tokens back to text: a space between two tokens unless one of them is a Hanzi (the corpus convention)."""
-    out = ""
-    for i, t in enumerate(tokens):
-        if i and not _HANZI.fullmatch(t) and not _HANZI.fullmatch(tokens[i - 1]):
-            out += " "
-        out += t
-    return out
 
 
 def _sound(tokens: Sequence[str]) -> str:
     """What a token run sounds like, as letters: toneless pinyin for Hanzi, the word's letters otherwise."""
     from pypinyin import Style, lazy_pinyin  # a dependency of the package (the demo corpus' Mandarin voice)
 
-    return "".join(lazy_pinyin(t, style=Style.NORMAL)[0] if _HANZI.fullmatch(t) else t.upper() for t in tokens)
-
-
-def _distance(a: str, b: str) -> int:
-    """Levenshtein distance of two short strings."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+    return "".join(lazy_pinyin(t, style=Style.NORMAL)[0] if hanzi_unit(t) else t.upper() for t in tokens)
 
 
 def hotword_substitution(text: str, hotword: str, threshold: float) -> str | None:
@@ -71,32 +43,26 @@ def hotword_substitution(text: str, hotword: str, threshold: float) -> str | Non
     spans for a Mandarin term, words for a Latin one); their sound (:func:`_sound`) against the hotword's
     by edit distance over its length. None when the best span is farther than ``threshold``, when the
     text already says the hotword there, or when nothing fits."""
-    words, term = _tokens(text), _tokens(hotword)
+    words, term = split_term(text), split_term(hotword)
     if not words or not term:
         return None
-    hanzi = bool(_HANZI.fullmatch(term[0]))
+    hanzi = hanzi_unit(term[0])
     target = _sound(term)
     best: tuple[float, int, int] | None = None
     for size in range(max(1, len(term) - 1), len(term) + 2):
         for start in range(0, len(words) - size + 1):
             span = words[start:start + size]
-            if any(bool(_HANZI.fullmatch(t)) != hanzi for t in span):
+            if any(hanzi_unit(t) != hanzi for t in span):
                 continue
             if span == term:
                 return None
-            ratio = _distance(_sound(span), target) / max(len(target), 1)
+            ratio = kaldialign.edit_distance(_sound(span), target)["total"] / max(len(target), 1)
             if best is None or ratio < best[0]:
                 best = (ratio, start, size)
     if best is None or best[0] > threshold:
         return None
     _, start, size = best
-    return _join(words[:start] + term + words[start + size:])
-
-
-def says(text: str, term: str) -> bool:
-    """Whether ``text`` holds ``term`` as whole tokens."""
-    words, want = _tokens(text), _tokens(term)
-    return bool(want) and any(words[i:i + len(want)] == want for i in range(len(words) - len(want) + 1))
+    return join_units(words[:start] + term + words[start + size:])
 
 
 def hotword_candidates(bases: Sequence[str], hotwords: Sequence[str], threshold: float) -> list[str]:
@@ -184,8 +150,10 @@ def rescore(model, builder, ctc_tokenizer, speech, ctc_log_probs: torch.Tensor, 
     targets = [builder.build(text).target for text in texts]
     llm = model.score_targets(speech, prompts, utterances, targets, cfg.max_candidates_per_batch).tolist()
     best: list[int] = [-1] * len(llm_texts)
-    totals = [llm[i] + (cfg.ctc_weight * ctc[i] if cfg.ctc_weight else 0.0)
-              + cfg.hotword_bonus * sum(says(texts[i], h) for h in terms[utterances[i]]) for i in range(len(texts))]
+    said = [sum(contains(split_term(texts[i]), split_term(h)) for h in terms[utterances[i]])
+            for i in range(len(texts))]
+    totals = [llm[i] + (cfg.ctc_weight * ctc[i] if cfg.ctc_weight else 0.0) + cfg.hotword_bonus * said[i]
+              for i in range(len(texts))]
     for i, b in enumerate(utterances):
         if best[b] < 0 or totals[i] > totals[best[b]]:
             best[b] = i

@@ -163,29 +163,33 @@ def _mer(s: SystemScore) -> Optional[float]:
     return round(total.wer, 2) if total.n else None
 
 
-def _guard_flags(decode_dir: Path) -> Optional[list[dict]]:
-    """Per utterance, which guard fired in an LLM decode (its ``results.jsonl``); None for a decode without
-    per-utterance records (the AED's)."""
+def _per_utt(decode_dir: Path, field: str, default=None) -> Optional[list]:
+    """One field of every utterance record of an LLM decode (its ``results.jsonl``); None for a decode
+    without per-utterance records (the AED's)."""
     path = decode_dir / "results.jsonl"
     if not path.is_file():
         return None
-    return [json.loads(line).get("flags", {}) for line in path.open(encoding="utf-8") if line.strip()]
+    return [json.loads(line).get(field, default) for line in path.open(encoding="utf-8") if line.strip()]
+
+
+def _guard_flags(decode_dir: Path) -> Optional[list[dict]]:
+    """Per utterance, which guard fired in an LLM decode; None without per-utterance records."""
+    return _per_utt(decode_dir, "flags", {})
+
+
+def _percent(records: Optional[list], hit) -> Optional[float]:
+    return round(100.0 * sum(bool(hit(r)) for r in records) / len(records), 2) if records else None
 
 
 def _ctc_fallback_rate(decode_dir: Path) -> Optional[float]:
     """Percent of a decode's utterances whose output is the CTC hypothesis (the consistency guard fell back):
     how much of an LLM figure is the encoder's CTC head rather than the LLM. None without per-utterance records."""
-    flags = _guard_flags(decode_dir)
-    return round(100.0 * sum(bool(f.get("ctc_fallback")) for f in flags) / len(flags), 2) if flags else None
+    return _percent(_guard_flags(decode_dir), lambda f: f.get("ctc_fallback"))
 
 
 def _from_ctc_rate(decode_dir: Path) -> Optional[float]:
     """Percent of a decode's utterances whose output the joint rescoring took from the CTC n-best."""
-    path = decode_dir / "results.jsonl"
-    if not path.is_file():
-        return None
-    picks = [json.loads(line).get("rescoring") for line in path.open(encoding="utf-8") if line.strip()]
-    return round(100.0 * sum(bool(p) and p["source"] != "llm" for p in picks) / len(picks), 2) if picks else None
+    return _percent(_per_utt(decode_dir, "rescoring"), lambda p: p and p["source"] != "llm")
 
 
 def _guard_figures(test: SystemScore, decode_dir: Path) -> dict:
