@@ -11,7 +11,7 @@ Hugging Face ``generate`` on ``inputs_embeds``). Outputs in ``out_dir``:
   prompt held), ``flags`` (which hallucination guard fired, :data:`wenet_llm.decode.guards.FLAGS`),
   ``guards`` (what each fired guard found and changed), ``ctc_hyp`` (the CTC greedy hypothesis when
   the CTC guard ran, else null) and ``rescoring`` (with the joint CTC + LLM rescoring on: the winning
-  candidate's ``source``, ``llm`` or ``ctc_<rank>``, its two scores and the number of candidates; else null);
+  candidate's ``source``, ``llm``, ``ctc_<rank>`` or ``hotword``, its two scores and the number of candidates; else null);
 - ``wer``: the scorer's report; ``summary.json``: the overall figures, the real-time factor,
   ``guards`` (which guards ran, and how many utterances each flag marked) and ``rescoring`` (its settings
   and how many outputs came from the CTC n-best).
@@ -97,7 +97,7 @@ def rescoring_summary(gen: GenerationConfig, results) -> dict:
         return {"enabled": False}
     picks = [r["rescoring"]["source"] for r in results if r.get("rescoring")]
     return {"enabled": True, "ctc_beam": cfg.ctc_beam, "ctc_weight": cfg.ctc_weight, "rescored": len(picks),
-            "from_ctc_nbest": sum(p != "llm" for p in picks)}
+            "from_ctc_nbest": sum(p.startswith("ctc_") for p in picks)}
 
 
 @torch.no_grad()

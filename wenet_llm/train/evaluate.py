@@ -189,7 +189,7 @@ def _ctc_fallback_rate(decode_dir: Path) -> Optional[float]:
 
 def _from_ctc_rate(decode_dir: Path) -> Optional[float]:
     """Percent of a decode's utterances whose output the joint rescoring took from the CTC n-best."""
-    return _percent(_per_utt(decode_dir, "rescoring"), lambda p: p and p["source"] != "llm")
+    return _percent(_per_utt(decode_dir, "rescoring"), lambda p: p and p["source"].startswith("ctc_"))
 
 
 def _guard_figures(test: SystemScore, decode_dir: Path) -> dict:
