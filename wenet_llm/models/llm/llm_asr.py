@@ -212,8 +212,8 @@ class LLMASRModel(nn.Module):
                             loss_ctc=None if loss_ctc is None else loss_ctc.detach())
 
     # -- generation ---------------------------------------------------------------------------
-    def prompt_embeds(self, speech: AdapterOutput, prompts: Sequence[PromptPieces]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded generation inputs: (inputs_embeds (B, L, E), attention_mask (B, L))."""
+    def prompt_rows(self, speech: AdapterOutput, prompts: Sequence[PromptPieces]) -> list[torch.Tensor]:
+        """Each utterance's prompt embeddings, unpadded: prefix, its speech positions, suffix (L_i, E)."""
         device = speech.embeds.device
         embed = self.embedding
         rows = []
@@ -221,8 +221,12 @@ class LLMASRModel(nn.Module):
             n = int(speech.lengths[i])
             prefix = embed(torch.tensor(p.prefix, dtype=torch.long, device=device))
             suffix = embed(torch.tensor(p.suffix, dtype=torch.long, device=device))
-            rows.append(torch.cat([prefix, speech.embeds[i, :n].to(prefix.dtype), suffix], dim=0))  # (L_i, E)
-        return pad_rows(rows, left=True)
+            rows.append(torch.cat([prefix, speech.embeds[i, :n].to(prefix.dtype), suffix], dim=0))
+        return rows
+
+    def prompt_embeds(self, speech: AdapterOutput, prompts: Sequence[PromptPieces]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded generation inputs: (inputs_embeds (B, L, E), attention_mask (B, L))."""
+        return pad_rows(self.prompt_rows(speech, prompts), left=True)
 
     @torch.no_grad()
     def score_targets(self, speech: AdapterOutput, prompts: Sequence[PromptPieces], utterances: Sequence[int],
@@ -234,12 +238,7 @@ class LLMASRModel(nn.Module):
         right-padded and run ``max_rows`` at a time."""
         embed = self.embedding
         device = speech.embeds.device
-        heads = []
-        for i, p in enumerate(prompts):
-            n = int(speech.lengths[i])
-            prefix = embed(torch.tensor(p.prefix, dtype=torch.long, device=device))
-            suffix = embed(torch.tensor(p.suffix, dtype=torch.long, device=device))
-            heads.append(torch.cat([prefix, speech.embeds[i, :n].to(prefix.dtype), suffix]))  # (P_i, E)
+        heads = self.prompt_rows(speech, prompts)  # (P_i, E)
         scores = torch.zeros(len(targets), dtype=torch.float32, device=device)
         for start in range(0, len(targets), max_rows):
             rows, spans = [], []
