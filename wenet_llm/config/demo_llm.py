@@ -88,6 +88,11 @@ class HypothesisCopyConfig:
     hotword_fraction: float = 0.0
     max_distractors: int = 10
     name_error: float = 0.2
+    # Share of copy samples that name an entity whose names are replaced by freshly invented ones of the
+    # same kind (the corpus' name parts, no core of a dev, test or distractor name). An LM that only ever
+    # copies the names of its text learns them as words and rewrites a name it never read into one it
+    # knows; fresh names make copying whatever the hypothesis or the list says the only way to the answer.
+    fresh_names: float = 0.0
     # A copy warm-up before the LM text: warmup_steps steps on copy samples of random word strings
     # (warmup_words words of the grammar's vocabulary and training names, in no grammatical order). Mixed
     # into grammar text a small LM keeps to its language prior and never learns to copy; on strings the
@@ -97,8 +102,8 @@ class HypothesisCopyConfig:
     warmup_words: tuple[int, int] = (3, 15)
 
     def validate(self) -> None:
-        if not 0.0 <= self.fraction <= 1.0 or not 0.0 <= self.hotword_fraction <= 1.0:
-            raise ValueError("fraction and hotword_fraction must be in [0, 1]")
+        if not all(0.0 <= getattr(self, name) <= 1.0 for name in ("fraction", "hotword_fraction", "fresh_names")):
+            raise ValueError("fraction, hotword_fraction and fresh_names must be in [0, 1]")
         for name in ("substitute", "delete", "insert", "name_error"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1)")

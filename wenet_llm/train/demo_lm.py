@@ -126,6 +126,76 @@ def distractor_names(corpus_dir: str | Path) -> dict[str, list[str]]:
     return {lang: sorted(v) for lang, v in out.items()}
 
 
+FRESH_NAMES_PER_KIND = 600  # per language and kind: each fresh name is used about once or twice
+
+
+def held_out_names(corpus_dir: str | Path) -> dict[str, list[str]]:
+    """Per language, the corpus' names the LM must never read: names no training transcript says
+    (``entities.json`` with ``train_count`` 0), the dev / test rare names and the never-spoken distractors."""
+    corpus = Path(corpus_dir)
+    out: dict[str, set[str]] = {}
+    path = corpus / "entities.json"
+    for e in json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []:
+        if e.get("train_count", 0) == 0:
+            out.setdefault(e["lang"], set()).add(e["text"])
+    path = corpus / "rare_names.json"
+    for e in json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []:
+        if e["split"] != "train":
+            out.setdefault(e["lang"], set()).add(e["text"])
+    for lang, names in distractor_names(corpus).items():
+        out.setdefault(lang, set()).update(names)
+    return {lang: sorted(v) for lang, v in out.items()}
+
+
+def fresh_name_pools(held_out: dict[str, list[str]], units, seed: int,
+                     per_kind: int = FRESH_NAMES_PER_KIND) -> dict[str, dict[str, list[str]]]:
+    """Up to ``per_kind`` invented names per language and kind (``demo_text.NameMaker``) that the AED's ``units`` spell and
+    that share no core with a ``held_out`` name: no English name with the same invented first word ("ZORVATH"
+    of "ZORVATH MOTORS"), no Mandarin name starting with the same two characters (surname and first given
+    character, or the brand / place pair before a kind's suffix)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for lang in demo_text.LANGS:
+        names = held_out.get(lang, [])
+        if lang == "en":
+            cores = {n.split()[0] for n in names}
+
+            def avoid(text: str, cores=cores) -> bool:
+                return bool(units.oov_chars(text)) or text.split()[0] in cores
+        else:
+            cores = {n[:2] for n in names}
+
+            def avoid(text: str, cores=cores) -> bool:
+                return bool(units.oov_chars(text)) or text[:2] in cores
+        maker = demo_text.NameMaker(lang, seed)
+        pools: dict[str, list[str]] = {}
+        for kind in demo_text.ENTITY_KINDS:
+            made = pools.setdefault(kind, [])
+            try:
+                while len(made) < per_kind:
+                    made.append(maker.new("lm_fresh", kind, avoid).text)
+            except ValueError:  # the name parts left after the held-out cores are used up: fewer names
+                if not made:
+                    raise ValueError(f"no fresh {lang} {kind} name shares no core with the corpus' held-out "
+                                     f"names; set hypothesis.fresh_names: 0") from None
+        out[lang] = pools
+    return out
+
+
+def rename(text: str, said: Sequence[str], kinds: dict[str, str], pools: dict[str, list[str]],
+           rng: random.Random) -> tuple[str, list[str]]:
+    """``text`` with each name of ``said`` (names it says, of known ``kinds``) swapped for a random name of
+    the same kind from ``pools``; returns (the new text, the names it now says)."""
+    new = []
+    for name in sorted(said, key=len, reverse=True):
+        pool = pools.get(kinds.get(name, ""), [])
+        if not pool:
+            continue
+        fresh = rng.choice(pool)
+        text = text.replace(name, fresh) if has_hanzi(name) else f" {text} ".replace(f" {name} ", f" {fresh} ")[1:-1]
+        new.append(fresh)
+    return text, new
+
+
 def spell(unit_ids: Sequence[int], pool: Sequence[int], rng: random.Random, cfg: SpelledSpeechConfig,
           gap: tuple[int, int]) -> list[list[tuple[int, float]]]:
     """Frames of spelled speech: per frame the (unit, weight) pairs heard there ([] = blank)."""
@@ -242,16 +312,19 @@ def _says(text: str, name: str) -> bool:
 
 def lm_samples(builder: PromptBuilder, texts: Sequence[str], cfg: DemoLLMConfig, units=None,
                pools: dict[str, list[int]] | None = None, names: dict[str, list[str]] | None = None,
-               distractors: dict[str, list[str]] | None = None) -> list[dict]:
+               distractors: dict[str, list[str]] | None = None, kinds: dict[str, str] | None = None,
+               fresh: dict[str, dict[str, list[str]]] | None = None) -> list[dict]:
     """Training rows: ``cfg.spelled.fraction`` of ``texts`` as spelled speech, ``cfg.hypothesis.fraction`` as
     first-pass copy samples, ``cfg.chat_fraction`` in the SFT chat layout without speech, the rest packed
     back to back with ``<|im_end|>`` after each sentence into rows of ``cfg.pack_tokens`` (loss on every
     token: the language at full speed). ``names`` (per language: the entity names the text may say) and
-    ``distractors`` (per language: names for the lists besides them) feed the copy samples' hotword lists."""
+    ``distractors`` (per language: names for the lists besides them) feed the copy samples' hotword lists.
+    With ``fresh`` (per language and kind: invented names, :func:`fresh_name_pools`) and ``kinds`` (each
+    name's kind), ``cfg.hypothesis.fresh_names`` of the copy samples that say a name say a fresh one instead."""
     rng = random.Random(f"wenet_llm.demo_lm.samples/{cfg.seed}")
     tok, eos = builder.tokenizer, builder.eos_id
     rows, packed, current = [], [], []
-    copies = listed = 0
+    copies = listed = renamed = 0
     for text in texts:
         draw = rng.random()
         if draw < cfg.spelled.fraction and units is not None:
@@ -261,12 +334,18 @@ def lm_samples(builder: PromptBuilder, texts: Sequence[str], cfg: DemoLLMConfig,
         if draw < cfg.hypothesis.fraction and units is not None:
             lang = "zh" if has_hanzi(text) else "en"
             lang_names = (names or {}).get(lang, [])
+            sample_names = lang_names
+            if fresh and kinds and cfg.hypothesis.fresh_names > 0:
+                said = [n for n in lang_names if _says(text, n)]
+                if said and rng.random() < cfg.hypothesis.fresh_names:
+                    text, sample_names = rename(text, said, kinds, fresh.get(lang, {}), rng)
+                    renamed += 1
             hotwords: list[str] = []
             if rng.random() < cfg.hypothesis.hotword_fraction:
-                hotwords = hotword_list(text, lang_names, lang_names + (distractors or {}).get(lang, []), rng,
+                hotwords = hotword_list(text, sample_names, lang_names + (distractors or {}).get(lang, []), rng,
                                         cfg.hypothesis.max_distractors)
                 listed += bool(hotwords)
-            rows.append(hypothesis_sample(builder, text, units, pools or {}, rng, cfg.hypothesis, lang_names,
+            rows.append(hypothesis_sample(builder, text, units, pools or {}, rng, cfg.hypothesis, sample_names,
                                           hotwords))
             copies += 1
             continue
@@ -284,7 +363,8 @@ def lm_samples(builder: PromptBuilder, texts: Sequence[str], cfg: DemoLLMConfig,
     empty = builder.layout(builder.build("", {}), 0, builder.hypothesis_ids(""))  # no speech: only the end of the turn
     rows += [dict(empty) for _ in range(int(round(cfg.spelled.empty_fraction * len(texts))))]
     if copies:
-        logger.info("first-pass copy samples: %d (%d with a hotword list)", copies, listed)
+        logger.info("first-pass copy samples: %d (%d with a hotword list, %d with fresh names)", copies, listed,
+                    renamed)
     return rows
 
 
@@ -359,13 +439,20 @@ def build_demo_llm(cfg: DemoLLMConfig, data_dir: str | Path, exp_dir: str | Path
     distractors = distractor_names(corpus)
     every_text += [apply_case(n, case) for v in distractors.values() for n in v]
     every_text += unit_texts(unit_list or [], case)  # every unit's text is a token: the adapter's warm start
+    fresh = None
+    if units is not None and cfg.hypothesis.fraction > 0 and cfg.hypothesis.fresh_names > 0:
+        fresh = fresh_name_pools(held_out_names(corpus), units, cfg.seed)
+        every_text += [apply_case(n, case) for by_kind in fresh.values() for v in by_kind.values() for n in v]
+        logger.info("fresh names for copy samples: %s", ", ".join(
+            f"{lang} {sum(map(len, v.values()))}" for lang, v in sorted(fresh.items())))
     model, tokenizer = build_tiny_qwen(every_text, exp / "base", cfg.size, seed=cfg.train.seed)
     logger.info("tokenizer: %d entries (trimmed from Qwen3's 151,669); model: %s parameters", len(tokenizer),
                 f"{sum(p.numel() for p in model.parameters()):,}")
     builder = PromptBuilder(tokenizer, cfg.prompt)
     pools = unit_pools(unit_list) if unit_list else {}
     names = {lang: [text for text, _ in v] for lang, v in entities.items()}
-    samples = lm_samples(builder, sentences + train_texts, cfg, units, pools, names, distractors)
+    kinds = {text: kind for v in entities.values() for text, kind in v}
+    samples = lm_samples(builder, sentences + train_texts, cfg, units, pools, names, distractors, kinds, fresh)
     pad = _extra_pad()
     train = TextStream(samples, cfg.max_tokens, tokenizer.pad_token_id, seed=cfg.train.seed, extra_pad=pad)
     dev_texts = [e["txt"] for e in splits.get("dev", []) if e.get("txt")]
