@@ -149,10 +149,10 @@ def held_out_names(corpus_dir: str | Path) -> dict[str, list[str]]:
 
 def fresh_name_pools(held_out: dict[str, list[str]], units, seed: int,
                      per_kind: int = FRESH_NAMES_PER_KIND) -> dict[str, dict[str, list[str]]]:
-    """Up to ``per_kind`` invented names per language and kind (``demo_text.NameMaker``) that the AED's ``units`` spell and
-    that share no core with a ``held_out`` name: no English name with the same invented first word ("ZORVATH"
-    of "ZORVATH MOTORS"), no Mandarin name starting with the same two characters (surname and first given
-    character, or the brand / place pair before a kind's suffix)."""
+    """Up to ``per_kind`` invented names per language and kind (``demo_text.NameMaker``) that the AED's
+    ``units`` spell and that share no core with a ``held_out`` name: no English name with the same invented
+    first word ("ZORVATH" of "ZORVATH MOTORS"), no Mandarin name starting with the same two characters
+    (surname and first given character, or the brand / place pair before a kind's suffix)."""
     out: dict[str, dict[str, list[str]]] = {}
     for lang in demo_text.LANGS:
         names = held_out.get(lang, [])
