@@ -97,23 +97,31 @@ def generate_sentences(cfg: DemoLLMConfig, exclude: set[str], entities: dict[str
     return [s for part in parts for s in part]
 
 
+def _corpus_names(corpus_dir: Path) -> list[tuple[dict, bool, bool]]:
+    """Every name of the corpus' ``entities.json`` and ``rare_names.json`` as (entry, whether training
+    transcripts say it (``train_count`` > 0; a rare name of the train split), whether it is a rare name)."""
+    out = []
+    path = corpus_dir / "entities.json"
+    for e in json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []:
+        out.append((e, e.get("train_count", 0) > 0, False))
+    path = corpus_dir / "rare_names.json"
+    for e in json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []:
+        out.append((e, e["split"] == "train", True))
+    return out
+
+
 def training_entities(corpus_dir: str | Path, with_rare: bool = False) -> dict[str, list[tuple[str, str]]]:
     """(text, kind) of the entity names that occur in the training transcripts, per language, from the
     corpus' ``entities.json`` (names with ``train_count`` 0 are never heard in training: left out); with
     ``with_rare`` also the training split's rare names (``rare_names.json``). Dev and test names stay out."""
-    path = Path(corpus_dir) / "entities.json"
-    if not path.is_file():
-        logger.warning("%s is missing: the generated LM text names no entity", path)
+    corpus = Path(corpus_dir)
+    if not (corpus / "entities.json").is_file():
+        logger.warning("%s is missing: the generated LM text names no entity", corpus / "entities.json")
         return {}
     out: dict[str, set[tuple[str, str]]] = {}
-    for e in json.loads(path.read_text(encoding="utf-8")):
-        if e.get("train_count", 0) > 0:
+    for e, heard, rare in _corpus_names(corpus):
+        if heard and (with_rare or not rare):
             out.setdefault(e["lang"], set()).add((e["text"], e["kind"]))
-    rare = Path(corpus_dir) / "rare_names.json"
-    if with_rare and rare.is_file():
-        for e in json.loads(rare.read_text(encoding="utf-8")):
-            if e["split"] == "train":
-                out.setdefault(e["lang"], set()).add((e["text"], e["kind"]))
     return {lang: sorted(v) for lang, v in out.items()}
 
 
@@ -134,17 +142,20 @@ def held_out_names(corpus_dir: str | Path) -> dict[str, list[str]]:
     (``entities.json`` with ``train_count`` 0), the dev / test rare names and the never-spoken distractors."""
     corpus = Path(corpus_dir)
     out: dict[str, set[str]] = {}
-    path = corpus / "entities.json"
-    for e in json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []:
-        if e.get("train_count", 0) == 0:
-            out.setdefault(e["lang"], set()).add(e["text"])
-    path = corpus / "rare_names.json"
-    for e in json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []:
-        if e["split"] != "train":
+    for e, heard, _ in _corpus_names(corpus):
+        if not heard:
             out.setdefault(e["lang"], set()).add(e["text"])
     for lang, names in distractor_names(corpus).items():
         out.setdefault(lang, set()).update(names)
     return {lang: sorted(v) for lang, v in out.items()}
+
+
+def _english_core(name: str) -> str:
+    return name.split()[0]  # the invented word before a kind's suffix ("ZORVATH" of "ZORVATH MOTORS")
+
+
+def _mandarin_core(name: str) -> str:
+    return name[:2]  # surname and first given character, or the brand / place pair
 
 
 def fresh_name_pools(held_out: dict[str, list[str]], units, seed: int,
@@ -155,17 +166,12 @@ def fresh_name_pools(held_out: dict[str, list[str]], units, seed: int,
     (surname and first given character, or the brand / place pair before a kind's suffix)."""
     out: dict[str, dict[str, list[str]]] = {}
     for lang in demo_text.LANGS:
-        names = held_out.get(lang, [])
-        if lang == "en":
-            cores = {n.split()[0] for n in names}
+        core = _english_core if lang == "en" else _mandarin_core
+        cores = {core(n) for n in held_out.get(lang, [])}
 
-            def avoid(text: str, cores=cores) -> bool:
-                return bool(units.oov_chars(text)) or text.split()[0] in cores
-        else:
-            cores = {n[:2] for n in names}
+        def avoid(text: str, core=core, cores=cores) -> bool:
+            return bool(units.oov_chars(text)) or core(text) in cores
 
-            def avoid(text: str, cores=cores) -> bool:
-                return bool(units.oov_chars(text)) or text[:2] in cores
         maker = demo_text.NameMaker(lang, seed)
         pools: dict[str, list[str]] = {}
         for kind in demo_text.ENTITY_KINDS:
